@@ -1,0 +1,236 @@
+//! Typed mKCP settings with V2Ray's defaults and ranges, and the values derived from
+//! them (spec §3.3, §3.4, §4). JSON import lives in [`json`].
+
+pub mod json;
+
+use crate::wire::header::HeaderError;
+use crate::wire::{HeaderKind, Security};
+
+/// One MiB, the unit of V2Ray's capacity and buffer settings.
+pub const MIB: u32 = 1 << 20;
+
+/// Errors in a configuration; each names the field, the value and what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A numeric field outside its allowed range.
+    #[error("{field} = {value} is out of range: allowed {allowed}")]
+    OutOfRange {
+        /// JSON name of the field.
+        field: &'static str,
+        /// The value given.
+        value: u64,
+        /// What is allowed, in words.
+        allowed: &'static str,
+    },
+    /// A bad `header` setting.
+    #[error("header: {0}")]
+    Header(#[from] HeaderError),
+    /// A `header` object without a `type`.
+    #[error("header: missing \"type\" (allowed: none, srtp, utp, wechat-video, dtls, wireguard)")]
+    HeaderTypeMissing,
+    /// The JSON could not be read as kcpSettings.
+    #[error("invalid kcpSettings JSON: {message}")]
+    Json {
+        /// What the JSON parser said.
+        message: String,
+    },
+    /// A V2Ray/Xray config feature that mkcp does not support.
+    #[error("unsupported setting {field}: {reason}")]
+    Unsupported {
+        /// The field or mask.
+        field: String,
+        /// Why it is rejected.
+        reason: String,
+    },
+}
+
+/// Engine behaviour beyond V2Ray's settings (our improvements, spec §6 "free to improve").
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Tuning {
+    /// Restore V2Ray's exact sending behaviour (x20 burst per flush, no window respect,
+    /// no backoff, one segment per datagram) for comparison benchmarks.
+    pub v2ray_compat: bool,
+    /// Idle time without incoming datagrams before the connection closes (ms). V2Ray: 30000.
+    pub idle_timeout_ms: u32,
+    /// Interval of keep-alive pings while idle (ms). V2Ray pings every 5000 ms.
+    pub ping_interval_ms: u32,
+    /// Lower bound applied to the RTO (ms), so it is never 0.
+    pub min_rto_ms: u32,
+    /// Upper bound on the RTO after backoff (ms).
+    pub max_rto_ms: u32,
+    /// Extra receive buffering beyond the window is never done; this caps how many
+    /// bytes of received, in-order data may wait for the application (0 = window only).
+    pub max_ack_list: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Tuning {
+        Tuning {
+            v2ray_compat: false,
+            idle_timeout_ms: 30_000,
+            ping_interval_ms: 5_000,
+            min_rto_ms: 30,
+            max_rto_ms: 12_500,
+            max_ack_list: 1024,
+        }
+    }
+}
+
+/// mKCP settings (V2Ray `kcpSettings`) plus our engine tuning.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Maximum datagram size, 576..=1460 (V2Ray default 1350).
+    pub mtu: u32,
+    /// Transmission time interval in ms, 10..=100 (default 50).
+    pub tti: u32,
+    /// Uplink capacity in MiB/s, 0..=4095 (default 5); sizes the sending window.
+    pub uplink_capacity: u32,
+    /// Downlink capacity in MiB/s, 0..=4095 (default 20); sizes the receiving window.
+    pub downlink_capacity: u32,
+    /// Loss-based congestion control (default off).
+    pub congestion: bool,
+    /// Read buffer in bytes (default 2 MiB). V2Ray ignores it; we use it to bound
+    /// received data waiting for the application.
+    pub read_buffer_size: u32,
+    /// Write buffer in bytes (default 2 MiB); bounds queued outgoing segments.
+    pub write_buffer_size: u32,
+    /// Obfuscation header.
+    pub header: HeaderKind,
+    /// Security envelope.
+    pub security: Security,
+    /// Engine tuning (not part of V2Ray's settings).
+    pub tuning: Tuning,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            mtu: 1350,
+            tti: 50,
+            uplink_capacity: 5,
+            downlink_capacity: 20,
+            congestion: false,
+            read_buffer_size: 2 * MIB,
+            write_buffer_size: 2 * MIB,
+            header: HeaderKind::None,
+            security: Security::Legacy,
+            tuning: Tuning::default(),
+        }
+    }
+}
+
+const SEGMENT_DATA_HEADER: u32 = 18;
+
+impl Config {
+    /// Checks every field against V2Ray's ranges, and rejects the values where V2Ray's
+    /// arithmetic would overflow or divide by zero (spec §5 item 26).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn range(
+            field: &'static str,
+            v: u32,
+            lo: u32,
+            hi: u32,
+            allowed: &'static str,
+        ) -> Result<(), ConfigError> {
+            if v < lo || v > hi {
+                return Err(ConfigError::OutOfRange {
+                    field,
+                    value: u64::from(v),
+                    allowed,
+                });
+            }
+            Ok(())
+        }
+        range("mtu", self.mtu, 576, 1460, "576 to 1460")?;
+        range("tti", self.tti, 10, 100, "10 to 100 (ms)")?;
+        range(
+            "uplinkCapacity",
+            self.uplink_capacity,
+            0,
+            4095,
+            "0 to 4095 (MiB/s)",
+        )?;
+        range(
+            "downlinkCapacity",
+            self.downlink_capacity,
+            0,
+            4095,
+            "0 to 4095 (MiB/s)",
+        )?;
+        range(
+            "readBufferSize",
+            self.read_buffer_size,
+            1,
+            u32::MAX,
+            "1 byte or more",
+        )?;
+        range(
+            "writeBufferSize",
+            self.write_buffer_size,
+            1,
+            u32::MAX,
+            "1 byte or more",
+        )?;
+        if let HeaderKind::Dns { domain } = &self.header {
+            HeaderKind::dns(domain)?;
+        }
+        if self.mss() < 64 {
+            return Err(ConfigError::OutOfRange {
+                field: "mtu",
+                value: u64::from(self.mtu),
+                allowed: "large enough to leave 64 payload bytes after header and envelope",
+            });
+        }
+        Ok(())
+    }
+
+    /// Header size H.
+    pub fn header_size(&self) -> u32 {
+        self.header.size() as u32
+    }
+
+    /// Our MSS: payload bytes per Data segment so that the whole datagram fits the MTU
+    /// (header, nonce, tag and the 18-byte segment header all accounted for).
+    pub fn mss(&self) -> u32 {
+        let overhead = self.header_size()
+            + (self.security.prefix_len() + self.security.suffix_len()) as u32
+            + SEGMENT_DATA_HEADER;
+        self.mtu.saturating_sub(overhead)
+    }
+
+    /// V2Ray's MSS: `mtu - H - overhead - 18`, where the GCM overhead is 16 (spec §3.3).
+    pub fn v2ray_mss(&self) -> u32 {
+        self.mtu.saturating_sub(
+            self.header_size() + self.security.v2ray_overhead() as u32 + SEGMENT_DATA_HEADER,
+        )
+    }
+
+    /// Bytes V2Ray's writer adds to each segment (header + its notion of overhead).
+    pub fn writer_overhead(&self) -> u32 {
+        self.header_size() + self.security.v2ray_overhead() as u32
+    }
+
+    fn window(&self, capacity: u32) -> u32 {
+        let per_tick = 1000 / self.tti.max(1);
+        let w = capacity.wrapping_mul(MIB) / self.mtu.max(1) / per_tick.max(1);
+        w.max(8)
+    }
+
+    /// Sending window in segments: `max(8, uplink × 2^20 / mtu / (1000 / tti))`.
+    pub fn sending_window(&self) -> u32 {
+        self.window(self.uplink_capacity)
+    }
+
+    /// Receiving window in segments: `max(8, downlink × 2^20 / mtu / (1000 / tti))`.
+    pub fn receiving_window(&self) -> u32 {
+        self.window(self.downlink_capacity)
+    }
+
+    /// Maximum number of queued outgoing segments: `writeBufferSize / mtu`.
+    pub fn send_buffer_segments(&self) -> u32 {
+        self.write_buffer_size / self.mtu.max(1)
+    }
+}

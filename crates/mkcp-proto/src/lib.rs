@@ -1,0 +1,24 @@
+//! Sans-IO core of **mKCP**, V2Ray's KCP-based transport: reliable streams over UDP.
+//!
+//! ```text
+//!   Endpoint  (endpoint.rs): many connections on one UDP socket, keyed by (peer, conv)
+//!      |
+//!   Connection (conn/): state machine, send/receive windows, RTT/RTO, acks
+//!      |
+//!   wire/header.rs    obfuscation headers (srtp, utp, wechat-video, dtls, wireguard, dns)
+//!   wire/envelope.rs  legacy FNV+xor, AES-128-GCM (seed), raw
+//!   wire/segment.rs   Data / Ack / CmdOnly segments
+//!   config.rs         kcpSettings, defaults, ranges, derived windows and MSS
+//! ```
+//!
+//! Nothing here touches sockets or clocks: time and datagrams are inputs, datagrams and
+//! events are outputs. The `mkcp` crate puts this on tokio; `mkcp-sim` drives it in a
+//! deterministic simulated network.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod wire;
+
+pub use config::{Config, ConfigError, Tuning};
+pub use wire::{Codec, HeaderKind, Security, WireError};

@@ -1,0 +1,254 @@
+//! Security envelopes around the segments (spec §1.3-1.5, §8.2).
+//!
+//! * **Legacy** ("SimpleAuthenticator"): FNV-1a checksum + length + xor cascade.
+//!   Obfuscation with an integrity check, not encryption. 6 bytes of overhead.
+//! * **AES-128-GCM** ("seed" mode): key = SHA-256(seed)[0..16], a fresh random 12-byte
+//!   nonce per datagram, 16-byte tag, no associated data. 28 bytes of overhead.
+//! * **Raw** (Xray >= 26.1.31 without an envelope mask): the segments as they are.
+
+use aes_gcm::aead::AeadInPlace;
+use aes_gcm::{Aes128Gcm, KeyInit, Nonce, Tag};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use super::WireError;
+
+/// Which envelope is used; both peers must agree.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Security {
+    /// V2Ray's legacy FNV-1a + xor authenticator (no `seed` in the config).
+    #[default]
+    Legacy,
+    /// AES-128-GCM keyed by a seed (any string, including the empty one).
+    AesGcm {
+        /// The shared seed.
+        seed: String,
+    },
+    /// No envelope at all (Xray >= 26.1.31 raw mode).
+    Raw,
+}
+
+impl Security {
+    /// Short name for logs and tables.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Security::Legacy => "legacy",
+            Security::AesGcm { .. } => "aes-128-gcm",
+            Security::Raw => "raw",
+        }
+    }
+
+    /// Bytes before the plaintext.
+    pub fn prefix_len(&self) -> usize {
+        match self {
+            Security::Legacy => LEGACY_OVERHEAD,
+            Security::AesGcm { .. } => GCM_NONCE_LEN,
+            Security::Raw => 0,
+        }
+    }
+
+    /// Bytes after the plaintext.
+    pub fn suffix_len(&self) -> usize {
+        match self {
+            Security::AesGcm { .. } => GCM_TAG_LEN,
+            _ => 0,
+        }
+    }
+
+    /// The overhead V2Ray subtracts when it computes the MSS (6 legacy, 16 GCM: it
+    /// forgets the nonce, spec §1.5).
+    pub fn v2ray_overhead(&self) -> usize {
+        match self {
+            Security::Legacy => LEGACY_OVERHEAD,
+            Security::AesGcm { .. } => GCM_TAG_LEN,
+            Security::Raw => 0,
+        }
+    }
+}
+
+/// Overhead of the legacy envelope: 4-byte checksum + 2-byte length.
+pub const LEGACY_OVERHEAD: usize = 6;
+/// GCM nonce length.
+pub const GCM_NONCE_LEN: usize = 12;
+/// GCM tag length.
+pub const GCM_TAG_LEN: usize = 16;
+
+/// FNV-1a, 32 bits.
+pub fn fnv1a32(bytes: &[u8]) -> u32 {
+    let mut h: u32 = 0x811C_9DC5;
+    for &b in bytes {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+/// Derives the AES-128 key from a seed: SHA-256(seed)[0..16].
+pub fn seed_key(seed: &str) -> [u8; 16] {
+    let digest = Sha256::digest(seed.as_bytes());
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}
+
+/// A ready-to-use envelope (with the AES key schedule expanded once).
+#[derive(Clone)]
+pub struct Envelope {
+    security: Security,
+    cipher: Option<Box<Aes128Gcm>>,
+}
+
+impl std::fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Envelope")
+            .field("security", &self.security.name())
+            .finish()
+    }
+}
+
+impl Envelope {
+    /// Prepares the envelope for `security`.
+    pub fn new(security: &Security) -> Envelope {
+        let cipher = match security {
+            Security::AesGcm { seed } => Some(Box::new(Aes128Gcm::new(&seed_key(seed).into()))),
+            _ => None,
+        };
+        Envelope {
+            security: security.clone(),
+            cipher,
+        }
+    }
+
+    /// The security mode.
+    pub fn security(&self) -> &Security {
+        &self.security
+    }
+
+    /// Bytes before the plaintext.
+    pub fn prefix_len(&self) -> usize {
+        self.security.prefix_len()
+    }
+
+    /// Bytes after the plaintext.
+    pub fn suffix_len(&self) -> usize {
+        self.security.suffix_len()
+    }
+
+    /// Seals in place. `buf` holds `prefix_len()` free bytes, then the plaintext of
+    /// `plaintext_len` bytes, then room for `suffix_len()` bytes. Returns the sealed length.
+    pub fn seal(
+        &self,
+        buf: &mut [u8],
+        plaintext_len: usize,
+        rng: &mut dyn RngCore,
+    ) -> Result<usize, WireError> {
+        let total = self.prefix_len() + plaintext_len + self.suffix_len();
+        if buf.len() < total {
+            return Err(WireError::BufferTooSmall {
+                needed: total,
+                available: buf.len(),
+            });
+        }
+        match (&self.security, &self.cipher) {
+            (Security::AesGcm { .. }, Some(cipher)) => {
+                let (nonce, rest) = buf.split_at_mut(GCM_NONCE_LEN);
+                rng.fill_bytes(nonce);
+                let (body, tag_out) = rest.split_at_mut(plaintext_len);
+                let tag = cipher
+                    .encrypt_in_place_detached(Nonce::from_slice(nonce), b"", body)
+                    .map_err(|_| WireError::PayloadTooLarge { len: plaintext_len })?;
+                tag_out[..GCM_TAG_LEN].copy_from_slice(&tag);
+            }
+            (Security::Raw, _) => {}
+            _ => legacy_seal(&mut buf[..total], plaintext_len)?,
+        }
+        Ok(total)
+    }
+
+    /// Opens a datagram body (after the header) in place and returns the plaintext.
+    /// Applies V2Ray's length floors: legacy drops bodies of 6 bytes or less, GCM
+    /// bodies of 28 bytes or less; raw drops empty bodies.
+    pub fn open<'a>(&self, body: &'a mut [u8]) -> Result<&'a [u8], WireError> {
+        match (&self.security, &self.cipher) {
+            (Security::AesGcm { .. }, Some(cipher)) => {
+                let min = GCM_NONCE_LEN + GCM_TAG_LEN;
+                if body.len() <= min {
+                    return Err(WireError::TooShort {
+                        len: body.len(),
+                        min,
+                    });
+                }
+                let (nonce, rest) = body.split_at_mut(GCM_NONCE_LEN);
+                let ct_len = rest.len() - GCM_TAG_LEN;
+                let (ct, tag) = rest.split_at_mut(ct_len);
+                cipher
+                    .decrypt_in_place_detached(
+                        Nonce::from_slice(nonce),
+                        b"",
+                        ct,
+                        Tag::from_slice(tag),
+                    )
+                    .map_err(|_| WireError::AuthenticationFailed)?;
+                Ok(&body[GCM_NONCE_LEN..GCM_NONCE_LEN + ct_len])
+            }
+            (Security::Raw, _) => {
+                if body.is_empty() {
+                    return Err(WireError::TooShort { len: 0, min: 0 });
+                }
+                Ok(body)
+            }
+            _ => {
+                if body.len() <= LEGACY_OVERHEAD {
+                    return Err(WireError::TooShort {
+                        len: body.len(),
+                        min: LEGACY_OVERHEAD,
+                    });
+                }
+                legacy_open(body)
+            }
+        }
+    }
+}
+
+/// Legacy seal in place: `buf` = 6 free bytes + plaintext (exactly).
+pub fn legacy_seal(buf: &mut [u8], plaintext_len: usize) -> Result<(), WireError> {
+    let len = u16::try_from(plaintext_len)
+        .map_err(|_| WireError::PayloadTooLarge { len: plaintext_len })?;
+    if buf.len() != plaintext_len + LEGACY_OVERHEAD {
+        return Err(WireError::BufferTooSmall {
+            needed: plaintext_len + LEGACY_OVERHEAD,
+            available: buf.len(),
+        });
+    }
+    buf[4..6].copy_from_slice(&len.to_be_bytes());
+    let hash = fnv1a32(&buf[4..]);
+    buf[0..4].copy_from_slice(&hash.to_be_bytes());
+    for i in 4..buf.len() {
+        buf[i] ^= buf[i - 4];
+    }
+    Ok(())
+}
+
+/// Legacy open in place; returns the plaintext slice.
+pub fn legacy_open(buf: &mut [u8]) -> Result<&[u8], WireError> {
+    if buf.len() < LEGACY_OVERHEAD {
+        return Err(WireError::TooShort {
+            len: buf.len(),
+            min: LEGACY_OVERHEAD - 1,
+        });
+    }
+    for i in (4..buf.len()).rev() {
+        buf[i] ^= buf[i - 4];
+    }
+    let declared_hash = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    if declared_hash != fnv1a32(&buf[4..]) {
+        return Err(WireError::ChecksumMismatch);
+    }
+    let declared = usize::from(u16::from_be_bytes([buf[4], buf[5]]));
+    let actual = buf.len() - LEGACY_OVERHEAD;
+    if declared != actual {
+        return Err(WireError::LengthMismatch { declared, actual });
+    }
+    Ok(&buf[LEGACY_OVERHEAD..])
+}

@@ -1,0 +1,1 @@
+//! Deterministic simulated network for mKCP tests (virtual clock, seeded link faults).

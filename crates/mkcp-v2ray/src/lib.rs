@@ -1,0 +1,1 @@
+//! Drives the real V2Ray binary for interop tests and benchmarks.

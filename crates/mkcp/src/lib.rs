@@ -1,0 +1,1 @@
+//! Async (tokio) mKCP transport: `KcpListener`, `KcpStream`.

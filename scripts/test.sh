@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The one test command (README "Run all tests"; CI's .ci/run calls exactly this).
+# On a fresh Debian machine with the Rust toolchain it installs what the tests need
+# (the v2ray package for interop tests), then runs formatting, lint and all tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${MKCP_SKIP_INTEROP:-0}" != "1" ] && ! command -v v2ray >/dev/null 2>&1; then
+    echo "== installing the v2ray package (interop peer) =="
+    if [ "$(id -u)" = "0" ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq v2ray
+fi
+
+echo "== cargo fmt --check =="
+cargo fmt --all -- --check
+echo "== cargo clippy =="
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo test =="
+cargo test --workspace
