@@ -29,11 +29,51 @@ pub enum ConfigError {
     /// A `header` object without a `type`.
     #[error("header: missing \"type\" (allowed: none, srtp, utp, wechat-video, dtls, wireguard)")]
     HeaderTypeMissing,
-    /// The JSON could not be read as kcpSettings.
-    #[error("invalid kcpSettings JSON: {message}")]
+    /// The text is not valid JSON.
+    #[error("invalid JSON: {message}")]
     Json {
-        /// What the JSON parser said.
+        /// What the JSON parser said (with line and column).
         message: String,
+    },
+    /// A JSON value of the wrong type (a string where a number belongs, a negative or
+    /// fractional number for an unsigned field, ...).
+    #[error("{field} = {found} is invalid: expected {expected}")]
+    InvalidType {
+        /// Path of the field, e.g. `mtu` or `finalmask.udp[0].settings.value`.
+        field: String,
+        /// What the field must be.
+        expected: &'static str,
+        /// The JSON value given.
+        found: String,
+    },
+    /// The same key appears more than once with different letter case. V2Ray (Go's JSON
+    /// decoder) matches keys case-insensitively and keeps whichever comes last, which
+    /// this importer cannot tell; name the key once.
+    #[error("{field} is given more than once with different letter case: {keys}")]
+    AmbiguousKey {
+        /// Path of the field.
+        field: String,
+        /// The spellings found.
+        keys: String,
+    },
+    /// A `streamSettings` whose `network` is not mKCP.
+    #[error("{field} = {network:?} is not mKCP: expected \"kcp\" or \"mkcp\"")]
+    NotMkcp {
+        /// Path of the `network` field.
+        field: String,
+        /// The network given (`tcp` when absent, V2Ray's default).
+        network: String,
+    },
+    /// A whole V2Ray/Xray config without any mKCP settings.
+    #[error("no mKCP settings found: no inbound or outbound has streamSettings.network \"kcp\" or \"mkcp\", and there is no transport.kcpSettings")]
+    NoMkcpSettings,
+    /// An error inside a part of a larger config.
+    #[error("{location}: {error}")]
+    At {
+        /// Where, e.g. `inbounds[0].streamSettings.kcpSettings`.
+        location: String,
+        /// What is wrong there.
+        error: Box<ConfigError>,
     },
     /// A V2Ray/Xray config feature that mkcp does not support.
     #[error("unsupported setting {field}: {reason}")]
@@ -43,6 +83,33 @@ pub enum ConfigError {
         /// Why it is rejected.
         reason: String,
     },
+}
+
+impl ConfigError {
+    /// The innermost error, without the [`ConfigError::At`] locations around it.
+    pub fn innermost(&self) -> &ConfigError {
+        match self {
+            ConfigError::At { error, .. } => error.innermost(),
+            other => other,
+        }
+    }
+
+    /// Wraps `self` as happening at `location`, joining nested locations with `.`.
+    pub fn at(self, location: &str) -> ConfigError {
+        match self {
+            ConfigError::At {
+                location: inner,
+                error,
+            } => ConfigError::At {
+                location: format!("{location}.{inner}"),
+                error,
+            },
+            other => ConfigError::At {
+                location: location.to_string(),
+                error: Box::new(other),
+            },
+        }
+    }
 }
 
 /// Engine behaviour beyond V2Ray's settings (our improvements, spec §6 "free to improve").

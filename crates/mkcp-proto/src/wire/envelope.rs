@@ -137,11 +137,36 @@ impl Envelope {
 
     /// Seals in place. `buf` holds `prefix_len()` free bytes, then the plaintext of
     /// `plaintext_len` bytes, then room for `suffix_len()` bytes. Returns the sealed length.
+    /// In AES-GCM mode the 12-byte nonce is drawn from `rng` (use a CSPRNG).
     pub fn seal(
         &self,
         buf: &mut [u8],
         plaintext_len: usize,
         rng: &mut dyn RngCore,
+    ) -> Result<usize, WireError> {
+        self.seal_inner(buf, plaintext_len, |nonce| rng.fill_bytes(nonce))
+    }
+
+    /// Like [`Envelope::seal`], but with a caller-chosen AES-GCM nonce (ignored by the
+    /// legacy and raw envelopes).
+    ///
+    /// **For tests and byte-exact vectors only**: sealing two datagrams with the same nonce
+    /// under one seed breaks AES-GCM's confidentiality and integrity. Real traffic must use
+    /// [`Envelope::seal`] with a CSPRNG.
+    pub fn seal_with_nonce(
+        &self,
+        buf: &mut [u8],
+        plaintext_len: usize,
+        nonce: &[u8; GCM_NONCE_LEN],
+    ) -> Result<usize, WireError> {
+        self.seal_inner(buf, plaintext_len, |out| out.copy_from_slice(nonce))
+    }
+
+    fn seal_inner(
+        &self,
+        buf: &mut [u8],
+        plaintext_len: usize,
+        fill_nonce: impl FnOnce(&mut [u8]),
     ) -> Result<usize, WireError> {
         let total = self.prefix_len() + plaintext_len + self.suffix_len();
         if buf.len() < total {
@@ -153,7 +178,7 @@ impl Envelope {
         match (&self.security, &self.cipher) {
             (Security::AesGcm { .. }, Some(cipher)) => {
                 let (nonce, rest) = buf.split_at_mut(GCM_NONCE_LEN);
-                rng.fill_bytes(nonce);
+                fill_nonce(nonce);
                 let (body, tag_out) = rest.split_at_mut(plaintext_len);
                 let tag = cipher
                     .encrypt_in_place_detached(Nonce::from_slice(nonce), b"", body)

@@ -37,10 +37,12 @@ pub const DNS_DEFAULT_DOMAIN: &str = "www.baidu.com";
 #[non_exhaustive]
 pub enum HeaderError {
     /// The type name is not one of the known headers.
-    #[error("unknown header type {name:?} (allowed: none, srtp, utp, wechat-video, dtls, wireguard, dns)")]
+    #[error("unknown header type {name:?} (allowed: {allowed})")]
     UnknownType {
         /// The name given.
         name: String,
+        /// The names accepted where it was given.
+        allowed: &'static str,
     },
     /// A DNS label is 64 bytes or longer.
     #[error("dns header domain {domain:?} has a label of {len} bytes (at most 63 allowed)")]
@@ -51,21 +53,40 @@ pub enum HeaderError {
         len: usize,
     },
     /// The encoded DNS name would make an absurdly large header.
-    #[error("dns header domain {domain:?} is too long (at most 253 bytes)")]
+    #[error(
+        "dns header domain {domain:?} is too long (at most 255 bytes once encoded as DNS labels)"
+    )]
     DomainTooLong {
         /// The domain.
         domain: String,
     },
+    /// The domain has an empty label (leading, trailing or doubled dot) or a backslash
+    /// escape other than `\.` and `\\`; peers disagree on how to encode those, which
+    /// would change the header size.
+    #[error("dns header domain {domain:?} is not supported: {reason}")]
+    BadDomain {
+        /// The domain.
+        domain: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
+/// Names accepted for `kcpSettings.header.type` (V2Ray, plus Xray's `dns`).
+pub const KCP_HEADER_NAMES: &str = "none, srtp, utp, wechat-video, dtls, wireguard, dns";
+/// Names accepted for the `header` of an Xray finalmask (`mkcp-legacy` or `header-*`).
+pub const FINALMASK_HEADER_NAMES: &str = "dns, dtls, srtp, utp, wechat, wireguard";
+
 impl HeaderKind {
-    /// Parses a V2Ray `header.type` name (case-insensitive). `dns` gets the default domain.
+    /// Parses a `kcpSettings.header.type` name (case-insensitive): V2Ray's `none`, `srtp`,
+    /// `utp`, `wechat-video`, `dtls`, `wireguard`, and Xray's `dns` (with the default
+    /// domain; use [`HeaderKind::dns`] for another one).
     pub fn from_name(name: &str) -> Result<HeaderKind, HeaderError> {
         Ok(match name.to_ascii_lowercase().as_str() {
             "none" => HeaderKind::None,
             "srtp" => HeaderKind::Srtp,
             "utp" => HeaderKind::Utp,
-            "wechat-video" | "wechat" => HeaderKind::WechatVideo,
+            "wechat-video" => HeaderKind::WechatVideo,
             "dtls" => HeaderKind::Dtls,
             "wireguard" => HeaderKind::Wireguard,
             "dns" => HeaderKind::Dns {
@@ -74,6 +95,29 @@ impl HeaderKind {
             _ => {
                 return Err(HeaderError::UnknownType {
                     name: name.to_string(),
+                    allowed: KCP_HEADER_NAMES,
+                })
+            }
+        })
+    }
+
+    /// Parses the header name of an Xray finalmask (`mkcp-legacy` `header`, or the suffix
+    /// of a `header-*` mask), case-insensitive: `dns`, `dtls`, `srtp`, `utp`, `wechat`,
+    /// `wireguard` (spec §8.3; note `wechat`, not `wechat-video`, and no `none`).
+    pub fn from_finalmask_name(name: &str) -> Result<HeaderKind, HeaderError> {
+        Ok(match name.to_ascii_lowercase().as_str() {
+            "srtp" => HeaderKind::Srtp,
+            "utp" => HeaderKind::Utp,
+            "wechat" => HeaderKind::WechatVideo,
+            "dtls" => HeaderKind::Dtls,
+            "wireguard" => HeaderKind::Wireguard,
+            "dns" => HeaderKind::Dns {
+                domain: DNS_DEFAULT_DOMAIN.to_string(),
+            },
+            _ => {
+                return Err(HeaderError::UnknownType {
+                    name: name.to_string(),
+                    allowed: FINALMASK_HEADER_NAMES,
                 })
             }
         })
@@ -116,38 +160,43 @@ impl HeaderKind {
     }
 }
 
-/// Encodes a domain as DNS labels ending in a zero byte. `\.` is a literal dot.
-fn encode_dns_name(domain: &str) -> Result<Vec<u8>, HeaderError> {
+/// Encodes a domain as DNS labels ending in a zero byte (spec §8.1). `\.` is a literal
+/// dot inside a label and `\\` a literal backslash; other escapes and empty labels are
+/// rejected because implementations disagree on them (and the header size would differ).
+pub fn encode_dns_name(domain: &str) -> Result<Vec<u8>, HeaderError> {
+    let bad = |reason: &'static str| HeaderError::BadDomain {
+        domain: domain.to_string(),
+        reason,
+    };
     let mut out = Vec::with_capacity(domain.len() + 2);
     let mut label: Vec<u8> = Vec::new();
-    let bytes = domain.as_bytes();
-    let mut i = 0;
-    let flush = |label: &mut Vec<u8>, out: &mut Vec<u8>| -> Result<(), HeaderError> {
-        if label.len() >= 64 {
-            return Err(HeaderError::LabelTooLong {
+    let mut bytes = domain.bytes();
+    let end_label = |label: &mut Vec<u8>, out: &mut Vec<u8>| -> Result<(), HeaderError> {
+        if label.is_empty() {
+            return Err(bad("empty label (leading, trailing or doubled dot)"));
+        }
+        let len = u8::try_from(label.len())
+            .ok()
+            .filter(|&n| n < 64)
+            .ok_or_else(|| HeaderError::LabelTooLong {
                 domain: domain.to_string(),
                 len: label.len(),
-            });
-        }
-        if !label.is_empty() {
-            out.push(label.len() as u8);
-            out.append(label);
-        }
+            })?;
+        out.push(len);
+        out.append(label);
         Ok(())
     };
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' if bytes.get(i + 1) == Some(&b'.') => {
-                label.push(b'.');
-                i += 2;
-                continue;
-            }
-            b'.' => flush(&mut label, &mut out)?,
+    while let Some(b) = bytes.next() {
+        match b {
+            b'\\' => match bytes.next() {
+                Some(e @ (b'.' | b'\\')) => label.push(e),
+                _ => return Err(bad("only \\. and \\\\ escapes are supported")),
+            },
+            b'.' => end_label(&mut label, &mut out)?,
             b => label.push(b),
         }
-        i += 1;
     }
-    flush(&mut label, &mut out)?;
+    end_label(&mut label, &mut out)?;
     out.push(0);
     if out.len() > 255 {
         return Err(HeaderError::DomainTooLong {
