@@ -541,8 +541,14 @@ mod tests {
     #[test]
     fn serialization_time_is_exact_for_round_numbers() {
         assert_eq!(serialization(1000, 8_000), Some(Duration::from_secs(1)));
-        assert_eq!(serialization(1250, 100_000_000), Some(Duration::from_micros(100)));
-        assert_eq!(serialization(1, 3), Some(Duration::from_nanos(2_666_666_667)));
+        assert_eq!(
+            serialization(1250, 100_000_000),
+            Some(Duration::from_micros(100))
+        );
+        assert_eq!(
+            serialization(1, 3),
+            Some(Duration::from_nanos(2_666_666_667))
+        );
         assert_eq!(serialization(10, 0), None);
     }
 
@@ -571,7 +577,10 @@ mod tests {
         for i in 0..100 {
             link.push(t0 + ms(i), usize::MAX, i);
         }
-        let mut link = Link::new(LinkConfig { rate_bps: None, ..cfg });
+        let mut link = Link::new(LinkConfig {
+            rate_bps: None,
+            ..cfg
+        });
         for i in 0..100 {
             link.push(t0 + ms(i), usize::MAX / 2, i);
         }

@@ -185,7 +185,10 @@ impl fmt::Debug for Network {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Network")
             .field("now", &self.now)
-            .field("nodes", &self.nodes.iter().map(|n| n.addr).collect::<Vec<_>>())
+            .field(
+                "nodes",
+                &self.nodes.iter().map(|n| n.addr).collect::<Vec<_>>(),
+            )
             .field("links", &self.links.len())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
@@ -369,7 +372,10 @@ impl Network {
                 }
             }
             for ni in 0..self.nodes.len() {
-                let due = self.nodes[ni].node.poll_timeout().is_some_and(|t| t <= self.now);
+                let due = self.nodes[ni]
+                    .node
+                    .poll_timeout()
+                    .is_some_and(|t| t <= self.now);
                 if due {
                     progressed = true;
                     self.count_event()?;
@@ -483,7 +489,9 @@ impl Network {
             return Ok(());
         };
         self.stats.delivered += 1;
-        self.nodes[ni].node.handle_datagram(self.now, from, &mut data);
+        self.nodes[ni]
+            .node
+            .handle_datagram(self.now, from, &mut data);
         self.recycle(data);
         self.drain(ni)
     }
@@ -492,8 +500,7 @@ impl Network {
     fn drain(&mut self, ni: usize) -> Result<(), SimError> {
         let from = self.nodes[ni].addr;
         loop {
-            let Some((to, len)) = self.nodes[ni].node.poll_transmit(self.now, &mut self.buf)
-            else {
+            let Some((to, len)) = self.nodes[ni].node.poll_transmit(self.now, &mut self.buf) else {
                 return Ok(());
             };
             self.count_event()?;

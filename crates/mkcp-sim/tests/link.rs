@@ -232,7 +232,10 @@ fn reordering_actually_reorders() {
 
 #[test]
 fn without_reorder_probability_nothing_is_reordered() {
-    let cfg = LinkConfig::default().delay(ms(10)).reorder(0.0, ms(50)).seed(11);
+    let cfg = LinkConfig::default()
+        .delay(ms(10))
+        .reorder(0.0, ms(50))
+        .seed(11);
     let (out, _) = run(cfg, 1000, 100, us(100));
     assert!(out.windows(2).all(|w| w[0].1 < w[1].1));
 }
@@ -244,7 +247,10 @@ fn duplication_delivers_copies() {
     let (out, s) = run(cfg, n, 100, us(100));
     let expected = f64::from(n) * 0.25;
     let sigma = (f64::from(n) * 0.25 * 0.75).sqrt();
-    assert!((s.duplicated as f64 - expected).abs() < 5.0 * sigma, "{s:?}");
+    assert!(
+        (s.duplicated as f64 - expected).abs() < 5.0 * sigma,
+        "{s:?}"
+    );
     assert_eq!(out.len() as u64, u64::from(n) + s.duplicated);
     // Every index arrives once or twice, copies right behind the original.
     let mut seen = vec![0u8; n as usize];
@@ -252,7 +258,10 @@ fn duplication_delivers_copies() {
         seen[i as usize] += 1;
     }
     assert!(seen.iter().all(|&c| c == 1 || c == 2));
-    assert_eq!(seen.iter().filter(|&&c| c == 2).count() as u64, s.duplicated);
+    assert_eq!(
+        seen.iter().filter(|&&c| c == 2).count() as u64,
+        s.duplicated
+    );
     check_accounting(&s, 0);
 }
 
@@ -289,7 +298,9 @@ fn same_seed_gives_identical_trace_and_another_seed_does_not() {
     let rel = |(out, s): (Vec<(Instant, u32)>, LinkStats)| {
         let base = out[0].0;
         (
-            out.into_iter().map(|(at, i)| (at - base, i)).collect::<Vec<_>>(),
+            out.into_iter()
+                .map(|(at, i)| (at - base, i))
+                .collect::<Vec<_>>(),
             s,
         )
     };
@@ -311,7 +322,10 @@ fn changing_config_mid_run_keeps_packets_in_flight() {
     assert_eq!(link.push(t0 + ms(1), 10, 2), Verdict::Lost);
     assert_eq!(link.poll(t0 + ms(10)), Some(1));
     link.set_config(LinkConfig::default());
-    assert!(matches!(link.push(t0 + ms(20), 10, 3), Verdict::Scheduled { .. }));
+    assert!(matches!(
+        link.push(t0 + ms(20), 10, 3),
+        Verdict::Scheduled { .. }
+    ));
     assert_eq!(link.poll(t0 + ms(20)), Some(3));
 }
 
@@ -338,7 +352,11 @@ fn time_going_backwards_does_not_panic() {
             .delay(ms(1)),
     );
     for i in 0..100u32 {
-        let now = if i % 2 == 0 { t0 + ms(u64::from(i)) } else { t0 - ms(u64::from(i)) };
+        let now = if i % 2 == 0 {
+            t0 + ms(u64::from(i))
+        } else {
+            t0 - ms(u64::from(i))
+        };
         link.push(now, 1000, i);
         let _ = link.poll(now);
     }
