@@ -337,9 +337,13 @@ mod tests {
         assert_eq!(s["log"]["loglevel"], "warning");
         assert!(s.get("api").is_none() && s.get("stats").is_none());
 
-        let c = V2rayConfig::client(5000, "127.0.0.1:4000".parse().unwrap(), KcpParams::default())
-            .with_log_level(LogLevel::Error)
-            .to_json();
+        let c = V2rayConfig::client(
+            5000,
+            "127.0.0.1:4000".parse().unwrap(),
+            KcpParams::default(),
+        )
+        .with_log_level(LogLevel::Error)
+        .to_json();
         assert!(c["inbounds"][0].get("streamSettings").is_none());
         assert_eq!(c["inbounds"][0]["settings"]["port"], 4000);
         assert_eq!(c["outbounds"][0]["streamSettings"]["network"], "kcp");

@@ -13,7 +13,8 @@ pub const ENV_SKIP: &str = "MKCP_SKIP_INTEROP";
 /// Where the Debian `v2ray` package installs the binary; the last place [`locate`] looks.
 pub const DEFAULT_BIN: &str = "/usr/bin/v2ray";
 /// How to get the binary; included in [`V2rayError::NotFound`].
-pub const INSTALL_HINT: &str = "install it with `apt-get install -y v2ray` (Debian package, V2Ray 4.34), \
+pub const INSTALL_HINT: &str =
+    "install it with `apt-get install -y v2ray` (Debian package, V2Ray 4.34), \
      or run scripts/test.sh which installs it, or point MKCP_V2RAY_BIN at a v2ray binary; \
      set MKCP_SKIP_INTEROP=1 to skip interop tests deliberately";
 
@@ -43,6 +44,44 @@ impl V2rayBin {
             .map_err(|e| V2rayError::io(format!("running {} -version", self.path.display()), e))?;
         let text = String::from_utf8_lossy(&out.stdout);
         Ok(text.lines().next().unwrap_or_default().trim().to_string())
+    }
+
+    /// Validates a JSON config with `v2ray -test` (no sockets are opened).
+    /// `Err(V2rayError::ConfigRejected)` carries V2Ray's message without the banner.
+    pub fn test_config(&self, config: &serde_json::Value) -> Result<(), V2rayError> {
+        let dir = tempfile::Builder::new()
+            .prefix("mkcp-v2ray-test-")
+            .tempdir()
+            .map_err(|e| V2rayError::io("creating temp dir", e))?;
+        let path = dir.path().join("config.json");
+        let text = serde_json::to_string_pretty(config).expect("JSON value serialises");
+        std::fs::write(&path, text).map_err(|e| V2rayError::io("writing config", e))?;
+        let out = Command::new(&self.path)
+            .arg("-test")
+            .arg("-config")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| V2rayError::io(format!("running {} -test", self.path.display()), e))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        let message = text
+            .lines()
+            .filter(|l| {
+                !(l.starts_with("V2Ray ")
+                    || l.contains("A unified platform")
+                    || l.contains("Reading config:")
+                    || l.trim().is_empty())
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        Err(V2rayError::ConfigRejected {
+            status: out.status,
+            message,
+        })
     }
 }
 

@@ -527,10 +527,12 @@ fn read_hashed(
                 received += n as u64;
             }
             Err(e) if is_timeout(&e) => {}
-            Err(e) => return Err(TransferError::Io {
-                context: "reading",
-                source: e,
-            }),
+            Err(e) => {
+                return Err(TransferError::Io {
+                    context: "reading",
+                    source: e,
+                })
+            }
         }
     }
     Ok(h.finalize().into())
@@ -630,7 +632,10 @@ pub fn transfer_to_sink(
         deadline.saturating_duration_since(Instant::now()),
         sent.clone(),
     );
-    let arrived = sink.wait_total(before + len, deadline.saturating_duration_since(Instant::now()));
+    let arrived = sink.wait_total(
+        before + len,
+        deadline.saturating_duration_since(Instant::now()),
+    );
     let elapsed = start.elapsed();
     if !arrived {
         let _ = s.shutdown(Shutdown::Both);

@@ -34,9 +34,8 @@ pub const STARTED_MARKER: &str = "v2ray.com/core: V2Ray 4.34.0 started";
 
 /// True if `log` contains V2Ray's "started" line (any version).
 pub fn log_has_started_line(log: &str) -> bool {
-    log.lines().any(|l| {
-        l.contains("v2ray.com/core: V2Ray ") && l.trim_end().ends_with(" started")
-    })
+    log.lines()
+        .any(|l| l.contains("v2ray.com/core: V2Ray ") && l.trim_end().ends_with(" started"))
 }
 
 /// A readiness condition for [`V2rayProcess::spawn_json`]; all given conditions must hold.
@@ -146,8 +145,13 @@ impl V2rayProcess {
         // async-signal-safe system calls (prctl, getppid); it allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0)
-                    != 0
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
                 {
                     return Err(io::Error::last_os_error());
                 }
