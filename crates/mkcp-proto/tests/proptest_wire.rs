@@ -439,3 +439,57 @@ proptest! {
         }
     }
 }
+
+/// Spec §1.1: we never produce a datagram V2Ray's 2048-byte read buffer would cut.
+#[test]
+fn seal_refuses_datagrams_over_2048_bytes() {
+    for mut codec in codecs(9) {
+        let max = codec.max_plaintext(MAX_DATAGRAM);
+        let mut buf = vec![0u8; MAX_DATAGRAM + 64];
+        assert_eq!(
+            codec.seal(&mut buf, max + 1),
+            Err(WireError::TooLong {
+                len: MAX_DATAGRAM + 1
+            })
+        );
+        assert_eq!(codec.seal(&mut buf, max), Ok(MAX_DATAGRAM));
+    }
+}
+
+/// A refused segment leaves the output buffer untouched.
+#[test]
+fn emit_errors_write_nothing() {
+    let numbers = vec![7u32; MAX_ACK_NUMBERS + 1];
+    let big_payload = vec![1u8; usize::from(u16::MAX) + 1];
+    let refused = [
+        Segment::Data(DataSegment {
+            conv: 1,
+            option: 1,
+            timestamp: 2,
+            number: 3,
+            sending_next: 4,
+            payload: &[],
+        }),
+        Segment::Data(DataSegment {
+            conv: 1,
+            option: 1,
+            timestamp: 2,
+            number: 3,
+            sending_next: 4,
+            payload: &big_payload,
+        }),
+        Segment::Ack(AckSegment {
+            conv: 1,
+            option: 1,
+            receiving_window: 2,
+            receiving_next: 3,
+            timestamp: 4,
+            numbers: AckNumbers::List(&numbers),
+        }),
+    ];
+    for seg in refused {
+        let mut buf = vec![0xAAu8; seg.encoded_len().max(64)];
+        assert!(seg.emit(&mut buf).is_err());
+        assert!(buf.iter().all(|&b| b == 0xAA), "{seg:?}");
+    }
+}

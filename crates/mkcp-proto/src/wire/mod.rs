@@ -70,7 +70,7 @@ pub enum WireError {
         /// Length that must be exceeded.
         min: usize,
     },
-    /// The datagram is longer than any mKCP peer may send.
+    /// The datagram is longer than any mKCP peer may send or receive.
     #[error("datagram of {len} bytes exceeds the 2048-byte limit")]
     TooLong {
         /// Datagram length.
@@ -152,9 +152,15 @@ impl Codec {
 
     /// Seals `plaintext_len` bytes already placed at `buf[plaintext_offset()..]`:
     /// writes the header and the envelope and returns the datagram length.
+    ///
+    /// Refuses datagrams over [`MAX_DATAGRAM`] bytes, which V2Ray cannot receive
+    /// (spec §1.1); nothing (not even the header counters) changes on error.
     pub fn seal(&mut self, buf: &mut [u8], plaintext_len: usize) -> Result<usize, WireError> {
         let h = self.header_len();
         let total = self.overhead() + plaintext_len;
+        if total > MAX_DATAGRAM {
+            return Err(WireError::TooLong { len: total });
+        }
         if buf.len() < total {
             return Err(WireError::BufferTooSmall {
                 needed: total,

@@ -284,6 +284,21 @@ impl<'a> Segment<'a> {
     /// Refuses what V2Ray could not parse or what the format cannot express: an empty
     /// Data payload, a payload over 65535 bytes, more than 255 ack numbers.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+        // Validate everything before writing anything.
+        match self {
+            Segment::Data(d) if d.payload.is_empty() => return Err(WireError::EmptyData),
+            Segment::Data(d) if d.payload.len() > usize::from(u16::MAX) => {
+                return Err(WireError::PayloadTooLarge {
+                    len: d.payload.len(),
+                })
+            }
+            Segment::Ack(a) if a.numbers.len() > MAX_ACK_NUMBERS => {
+                return Err(WireError::TooManyAckNumbers {
+                    count: a.numbers.len(),
+                })
+            }
+            _ => {}
+        }
         let len = self.encoded_len();
         if buf.len() < len {
             return Err(WireError::BufferTooSmall {
@@ -296,13 +311,7 @@ impl<'a> Segment<'a> {
         buf[3] = self.option();
         match self {
             Segment::Data(d) => {
-                if d.payload.is_empty() {
-                    return Err(WireError::EmptyData);
-                }
-                let plen =
-                    u16::try_from(d.payload.len()).map_err(|_| WireError::PayloadTooLarge {
-                        len: d.payload.len(),
-                    })?;
+                let plen = d.payload.len() as u16; // checked above
                 buf[4..8].copy_from_slice(&d.timestamp.to_be_bytes());
                 buf[8..12].copy_from_slice(&d.number.to_be_bytes());
                 buf[12..16].copy_from_slice(&d.sending_next.to_be_bytes());
@@ -310,14 +319,10 @@ impl<'a> Segment<'a> {
                 buf[18..len].copy_from_slice(d.payload);
             }
             Segment::Ack(a) => {
-                let count = a.numbers.len();
-                if count > MAX_ACK_NUMBERS {
-                    return Err(WireError::TooManyAckNumbers { count });
-                }
                 buf[4..8].copy_from_slice(&a.receiving_window.to_be_bytes());
                 buf[8..12].copy_from_slice(&a.receiving_next.to_be_bytes());
                 buf[12..16].copy_from_slice(&a.timestamp.to_be_bytes());
-                buf[16] = count as u8;
+                buf[16] = a.numbers.len() as u8; // checked above
                 for (i, n) in a.numbers.iter().enumerate() {
                     let at = ACK_HEADER_LEN + 4 * i;
                     buf[at..at + 4].copy_from_slice(&n.to_be_bytes());
