@@ -60,7 +60,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::link::{Link, LinkConfig, LinkStats};
+use crate::link::{Link, LinkConfig, LinkStats, Verdict};
 
 /// A sans-IO participant in the simulated network: the same four calls a protocol core
 /// (an mKCP endpoint) exposes to its runtime.
@@ -323,6 +323,17 @@ impl Network {
     /// zero if nothing was ever sent that way.
     pub fn link_stats(&self, from: SocketAddr, to: SocketAddr) -> LinkStats {
         self.link(from, to).map(Link::stats).unwrap_or_default()
+    }
+
+    /// Puts a datagram on the wire from `from` to `to` at the current time, as if a host
+    /// at `from` (which needs no node) had sent it: it crosses the link `from -> to` like
+    /// any other. Use it to feed hostile or replayed bytes to a node.
+    pub fn inject(&mut self, from: SocketAddr, to: SocketAddr, data: &[u8]) -> Verdict {
+        let mut packet = self.pool.pop().unwrap_or_default();
+        packet.clear();
+        packet.extend_from_slice(data);
+        let now = self.now;
+        self.link_mut(from, to).push(now, data.len(), packet)
     }
 
     /// Installs a tap that sees (and may rewrite or drop) every datagram at delivery.

@@ -436,3 +436,22 @@ fn a_million_packets_take_seconds_not_minutes() {
     );
     assert!(elapsed < Duration::from_secs(30));
 }
+
+#[test]
+fn injected_datagrams_cross_the_link_like_any_other() {
+    let t0 = Instant::now();
+    let (attacker, b) = (addr("192.0.2.66:6666"), addr("10.0.0.2:2"));
+    let mut net = Network::new(t0, LinkConfig::default().delay(ms(4)));
+    net.add_node(b, Echo::default());
+    assert!(matches!(
+        net.inject(attacker, b, &[0xff; 3]),
+        mkcp_sim::Verdict::Scheduled { .. }
+    ));
+    net.run_until(t0 + ms(3)).unwrap();
+    assert_eq!(net.node::<Echo>(b).unwrap().received, 0);
+    net.run_until(t0 + ms(10)).unwrap();
+    assert_eq!(net.node::<Echo>(b).unwrap().received, 1);
+    // The echo went back to an address with no node.
+    assert_eq!(net.stats().undeliverable, 1);
+    assert_eq!(net.link_stats(b, attacker).bytes_out, 3);
+}
