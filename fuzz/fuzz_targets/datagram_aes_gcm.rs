@@ -8,5 +8,10 @@ use mkcp_proto::wire::Security;
 mod common;
 
 fuzz_target!(|data: &[u8]| {
-    common::run(&Security::AesGcm { seed: "some-seed".to_string() }, data);
+    common::run(
+        &Security::AesGcm {
+            seed: "some-seed".to_string(),
+        },
+        data,
+    );
 });
