@@ -18,7 +18,13 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod conn;
+pub mod endpoint;
 pub mod wire;
 
 pub use config::{Config, ConfigError, Tuning};
+pub use conn::{ConnEvent, Connection, ConnectionError, ConnectionStats, State};
+pub use endpoint::{
+    ConnId, Endpoint, EndpointConfig, EndpointError, EndpointStats, Event, Transmit,
+};
 pub use wire::{Codec, HeaderKind, Security, WireError};

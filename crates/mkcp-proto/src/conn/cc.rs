@@ -1,0 +1,342 @@
+//! Rate-based congestion control and pacing (our improvement, spec §6 "pacing").
+//!
+//! V2Ray sends up to 20 × window segments per TTI and lets the bottleneck drop the
+//! excess (spec §5 item 27). We instead estimate the path's bottleneck bandwidth and
+//! minimum RTT from acknowledgements (the model of BBR: a windowed max of delivery-rate
+//! samples and a windowed min of RTT samples), pace transmissions at that rate, and cap
+//! data in flight at a small multiple of the bandwidth-delay product. Random loss does
+//! not shrink the estimate, so a 2 % lossy link still runs at its capacity.
+//!
+//! All times are microseconds on the connection clock; rates are bytes per second.
+
+/// Phase of the controller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Exponential probing for the bottleneck bandwidth.
+    Startup,
+    /// Draining the queue built during startup.
+    Drain,
+    /// Steady state: cycle the pacing gain around 1 to probe for more bandwidth.
+    ProbeBw,
+}
+
+const STARTUP_GAIN: f64 = 2.885;
+const BW_ROUNDS: usize = 10;
+const MIN_RTT_WINDOW_US: u64 = 10_000_000;
+const PROBE_GAINS: [f64; 8] = [1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
+
+/// Bottleneck bandwidth / min-RTT model with pacing gains.
+#[derive(Clone, Debug)]
+pub struct RateControl {
+    mss: u64,
+    bw_rounds: [u64; BW_ROUNDS],
+    round: u64,
+    next_round_delivered: u64,
+    min_rtt_us: u64,
+    min_rtt_at: u64,
+    phase: Phase,
+    full_bw: u64,
+    full_bw_rounds: u32,
+    cycle: usize,
+    cycle_start: u64,
+    min_cwnd_segments: u64,
+}
+
+impl RateControl {
+    /// A controller for segments of `mss` payload bytes.
+    pub fn new(mss: u32, min_cwnd_segments: u32) -> RateControl {
+        RateControl {
+            mss: u64::from(mss.max(1)),
+            bw_rounds: [0; BW_ROUNDS],
+            round: 0,
+            next_round_delivered: 0,
+            min_rtt_us: u64::MAX,
+            min_rtt_at: 0,
+            phase: Phase::Startup,
+            full_bw: 0,
+            full_bw_rounds: 0,
+            cycle: 0,
+            cycle_start: 0,
+            min_cwnd_segments: u64::from(min_cwnd_segments.max(2)),
+        }
+    }
+
+    /// Estimated bottleneck bandwidth (bytes/s); 0 before the first sample.
+    pub fn bandwidth(&self) -> u64 {
+        self.bw_rounds.iter().copied().max().unwrap_or(0)
+    }
+
+    /// Minimum RTT seen in the last 10 s (µs), if any.
+    pub fn min_rtt_us(&self) -> Option<u64> {
+        (self.min_rtt_us != u64::MAX).then_some(self.min_rtt_us)
+    }
+
+    /// Current phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Records an RTT sample (µs) from a segment sent once.
+    pub fn on_rtt(&mut self, now_us: u64, rtt_us: u64) {
+        if rtt_us <= self.min_rtt_us || now_us.saturating_sub(self.min_rtt_at) > MIN_RTT_WINDOW_US {
+            self.min_rtt_us = rtt_us.max(1);
+            self.min_rtt_at = now_us;
+        }
+    }
+
+    /// Records a delivery-rate sample: `delivered` bytes were acknowledged between the
+    /// segment's send and now, over `interval_us`. `delivered_at_send` is the
+    /// connection's delivered counter when that segment was sent, `delivered_total`
+    /// the counter now. `inflight` is bytes in flight after the ack.
+    pub fn on_delivery(
+        &mut self,
+        now_us: u64,
+        delivered_at_send: u64,
+        delivered_total: u64,
+        interval_us: u64,
+        inflight: u64,
+    ) {
+        let mut new_round = false;
+        if delivered_at_send >= self.next_round_delivered {
+            self.next_round_delivered = delivered_total;
+            self.round += 1;
+            self.bw_rounds[(self.round % BW_ROUNDS as u64) as usize] = 0;
+            new_round = true;
+        }
+        let delivered = delivered_total.saturating_sub(delivered_at_send);
+        if interval_us > 0 && delivered > 0 {
+            let rate = delivered.saturating_mul(1_000_000) / interval_us;
+            let slot = &mut self.bw_rounds[(self.round % BW_ROUNDS as u64) as usize];
+            if rate > *slot {
+                *slot = rate;
+            }
+        }
+        let bw = self.bandwidth();
+        match self.phase {
+            Phase::Startup => {
+                if new_round && bw > 0 {
+                    if bw >= self.full_bw + self.full_bw / 4 {
+                        self.full_bw = bw;
+                        self.full_bw_rounds = 0;
+                    } else {
+                        self.full_bw_rounds += 1;
+                        if self.full_bw_rounds >= 3 {
+                            self.phase = Phase::Drain;
+                        }
+                    }
+                }
+            }
+            Phase::Drain => {
+                if inflight <= self.bdp() {
+                    self.phase = Phase::ProbeBw;
+                    self.cycle = 2;
+                    self.cycle_start = now_us;
+                }
+            }
+            Phase::ProbeBw => {
+                let period = self.min_rtt_us().unwrap_or(100_000).max(1_000);
+                if now_us.saturating_sub(self.cycle_start) > period {
+                    self.cycle = (self.cycle + 1) % PROBE_GAINS.len();
+                    self.cycle_start = now_us;
+                }
+            }
+        }
+    }
+
+    fn pacing_gain(&self) -> f64 {
+        match self.phase {
+            Phase::Startup => STARTUP_GAIN,
+            Phase::Drain => 1.0 / STARTUP_GAIN,
+            Phase::ProbeBw => PROBE_GAINS[self.cycle],
+        }
+    }
+
+    /// Bandwidth-delay product in bytes (0 before samples).
+    pub fn bdp(&self) -> u64 {
+        match self.min_rtt_us() {
+            Some(rtt) => self.bandwidth().saturating_mul(rtt) / 1_000_000,
+            None => 0,
+        }
+    }
+
+    /// Pacing rate in bytes/s, or `None` while there is no estimate (send freely,
+    /// limited by the window).
+    pub fn pacing_rate(&self) -> Option<u64> {
+        let bw = self.bandwidth();
+        (bw > 0).then(|| ((bw as f64) * self.pacing_gain()) as u64)
+    }
+
+    /// Congestion window in bytes: about 2 BDP (more in startup), at least a few
+    /// segments; `None` while there is no estimate.
+    pub fn cwnd(&self) -> Option<u64> {
+        let bdp = self.bdp();
+        if bdp == 0 {
+            return None;
+        }
+        let gain = if self.phase == Phase::Startup {
+            STARTUP_GAIN
+        } else {
+            2.0
+        };
+        let w = (bdp as f64 * gain) as u64 + 4 * self.mss;
+        Some(w.max(self.min_cwnd_segments * self.mss))
+    }
+}
+
+/// Token-bucket pacer: lets a short burst through, then spaces datagrams at the rate.
+#[derive(Clone, Debug)]
+pub struct Pacer {
+    /// Bytes that may be sent now (negative: a debt to wait off).
+    tokens: f64,
+    last_us: u64,
+}
+
+impl Default for Pacer {
+    fn default() -> Self {
+        Pacer::new()
+    }
+}
+
+impl Pacer {
+    /// A pacer with an empty history.
+    pub fn new() -> Pacer {
+        Pacer {
+            tokens: 0.0,
+            last_us: 0,
+        }
+    }
+
+    fn burst(rate: u64, mtu: u64) -> f64 {
+        // Up to 2 ms worth of data (timers are 1 ms coarse), at least 4 datagrams.
+        (rate / 500).max(4 * mtu) as f64
+    }
+
+    fn refill(&mut self, now_us: u64, rate: u64, mtu: u64) {
+        let elapsed = now_us.saturating_sub(self.last_us);
+        self.last_us = self.last_us.max(now_us);
+        self.tokens =
+            (self.tokens + elapsed as f64 * rate as f64 / 1e6).min(Self::burst(rate, mtu));
+    }
+
+    fn wait_us(&self, rate: u64) -> u64 {
+        ((-self.tokens) * 1e6 / rate as f64).ceil().max(1.0) as u64
+    }
+
+    /// When a datagram may next be sent at `rate` (`now_us` if it may go now).
+    pub fn next_send(&mut self, now_us: u64, rate: Option<u64>, mtu: u64) -> u64 {
+        let Some(rate) = rate.filter(|r| *r > 0) else {
+            return now_us;
+        };
+        self.refill(now_us, rate, mtu);
+        if self.tokens >= 0.0 {
+            now_us
+        } else {
+            now_us + self.wait_us(rate)
+        }
+    }
+
+    /// Earliest time a datagram may go at `rate`, without changing state.
+    pub fn ready_at(&self, rate: Option<u64>) -> u64 {
+        match rate.filter(|r| *r > 0) {
+            Some(rate) if self.tokens < 0.0 => self.last_us + self.wait_us(rate),
+            _ => self.last_us,
+        }
+    }
+
+    /// Accounts for `bytes` sent at `now_us`.
+    pub fn on_send(&mut self, now_us: u64, bytes: usize, rate: Option<u64>, mtu: u64) {
+        if let Some(rate) = rate.filter(|r| *r > 0) {
+            self.refill(now_us, rate, mtu);
+            self.tokens -= bytes as f64;
+        }
+    }
+}
+
+/// V2Ray's loss-based control window (spec §3.10 "Congestion control"), applied when
+/// `congestion` is on: ≥ 15 % loss shrinks it by a quarter, ≤ 5 % grows it by a quarter,
+/// within `[16, max]` segments.
+#[derive(Clone, Debug)]
+pub struct LossControl {
+    window: u32,
+    max: u32,
+}
+
+impl LossControl {
+    /// Starts at `initial` segments, never above `max`.
+    pub fn new(initial: u32, max: u32) -> LossControl {
+        let max = max.max(16);
+        LossControl {
+            window: initial.clamp(16, max),
+            max,
+        }
+    }
+
+    /// Reacts to a loss rate in percent.
+    pub fn on_loss_rate(&mut self, rate: u32) {
+        if rate >= 15 {
+            self.window = self.window * 3 / 4;
+        } else if rate <= 5 {
+            self.window += self.window / 4;
+        }
+        self.window = self.window.clamp(16, self.max);
+    }
+
+    /// Current window in segments.
+    pub fn window(&self) -> u32 {
+        self.window
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pacer_spaces_datagrams_at_the_rate_after_the_burst() {
+        let mut p = Pacer::new();
+        let rate = 1_000_000; // 1 MB/s: 1000 bytes take 1 ms
+        let mut now = 1_000_000;
+        let mut sent = 0;
+        while p.next_send(now, Some(rate), 1000) == now {
+            p.on_send(now, 1000, Some(rate), 1000);
+            sent += 1;
+            assert!(sent < 100, "burst must be bounded");
+        }
+        let next = p.next_send(now, Some(rate), 1000);
+        assert!(next > now && next <= now + 1000);
+        now = next;
+        assert_eq!(p.next_send(now, Some(rate), 1000), now);
+    }
+
+    #[test]
+    fn loss_control_follows_v2ray_rules() {
+        let mut c = LossControl::new(100, 1000);
+        c.on_loss_rate(20);
+        assert_eq!(c.window(), 75);
+        c.on_loss_rate(3);
+        assert_eq!(c.window(), 93);
+        c.on_loss_rate(10);
+        assert_eq!(c.window(), 93);
+        for _ in 0..50 {
+            c.on_loss_rate(50);
+        }
+        assert_eq!(c.window(), 16);
+    }
+
+    #[test]
+    fn startup_ends_when_bandwidth_stops_growing() {
+        let mut rc = RateControl::new(1000, 4);
+        rc.on_rtt(0, 10_000);
+        let mut delivered = 0u64;
+        let mut now = 0u64;
+        for _ in 0..20 {
+            let at_send = delivered;
+            delivered += 10_000; // 10 kB per 10 ms round = 1 MB/s
+            now += 10_000;
+            rc.on_delivery(now, at_send, delivered, 10_000, 0);
+        }
+        assert_ne!(rc.phase(), Phase::Startup);
+        assert_eq!(rc.bandwidth(), 1_000_000);
+        assert_eq!(rc.bdp(), 10_000);
+    }
+}

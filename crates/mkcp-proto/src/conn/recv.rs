@@ -1,0 +1,368 @@
+//! Receiving side: receive window, reassembly, and the ack lists (spec §3.11).
+//!
+//! [`RecvBuffer`] is a ring of `window` slots indexed by `number mod window`: O(1) per
+//! segment, no allocation in steady state (payload buffers are recycled).
+//! `recv.next` (V2Ray's `receivingNext`) only advances when the application reads,
+//! so unread data keeps its slots and the advertised window closes: this is the
+//! flow control.
+//!
+//! Two ack lists: [`AckList`] (ours: each arrival is acknowledged once, promptly, and
+//! the list is bounded) and [`V2rayAckList`] (V2Ray's exact re-ack schedule, used in
+//! `v2ray_compat` mode and checked against the `trace_ack_list` vector).
+
+/// Outcome of offering a Data segment to the receive window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accept {
+    /// Stored; it is new.
+    Stored,
+    /// Inside the window but already stored (a duplicate).
+    Duplicate,
+    /// Below `next`: already delivered to the application (a late retransmission).
+    Old,
+    /// At or beyond the window end: dropped.
+    OutOfWindow,
+}
+
+/// The receive window: out-of-order segments wait here until the application reads.
+#[derive(Debug)]
+pub struct RecvBuffer {
+    next: u32,
+    window: u32,
+    slots: Vec<Option<Vec<u8>>>,
+    /// Bytes already read from the slot at `next`.
+    offset: usize,
+    buffered: usize,
+    pool: Vec<Vec<u8>>,
+}
+
+impl RecvBuffer {
+    /// A window of `window` segments starting at number 0.
+    pub fn new(window: u32) -> RecvBuffer {
+        let window = window.max(1);
+        RecvBuffer {
+            next: 0,
+            window,
+            slots: (0..window).map(|_| None).collect(),
+            offset: 0,
+            buffered: 0,
+            pool: Vec::new(),
+        }
+    }
+
+    /// Next number the application will read (V2Ray's `receivingNext`).
+    pub fn next(&self) -> u32 {
+        self.next
+    }
+
+    /// Window size in segments.
+    pub fn window(&self) -> u32 {
+        self.window
+    }
+
+    /// First number beyond the window (V2Ray's `receivingWindow`, absolute).
+    pub fn window_end(&self) -> u32 {
+        self.next.wrapping_add(self.window)
+    }
+
+    /// Payload bytes held (received, not yet read).
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered
+    }
+
+    fn slot(&self, number: u32) -> usize {
+        (number % self.window) as usize
+    }
+
+    /// Classifies `number` against the window without storing anything.
+    pub fn classify(&self, number: u32) -> Accept {
+        let idx = number.wrapping_sub(self.next);
+        if idx < self.window {
+            if self.slots[self.slot(number)].is_some() {
+                Accept::Duplicate
+            } else {
+                Accept::Stored
+            }
+        } else if self.next.wrapping_sub(number) <= 0x7FFF_FFFF {
+            Accept::Old
+        } else {
+            Accept::OutOfWindow
+        }
+    }
+
+    /// Offers a Data segment; stores the payload if it is new and inside the window.
+    pub fn accept(&mut self, number: u32, payload: &[u8]) -> Accept {
+        let verdict = self.classify(number);
+        if verdict == Accept::Stored {
+            let mut buf = self.pool.pop().unwrap_or_default();
+            buf.clear();
+            buf.extend_from_slice(payload);
+            self.buffered += payload.len();
+            let s = self.slot(number);
+            self.slots[s] = Some(buf);
+        }
+        verdict
+    }
+
+    /// True when the segment at `next` is present (a read would return data).
+    pub fn readable(&self) -> bool {
+        self.slots[self.slot(self.next)].is_some()
+    }
+
+    /// Copies in-order bytes into `out`; returns how many. Advances `next` past every
+    /// fully read segment.
+    pub fn read(&mut self, out: &mut [u8]) -> usize {
+        let mut n = 0;
+        while n < out.len() {
+            let s = self.slot(self.next);
+            let Some(seg) = self.slots[s].as_ref() else {
+                break;
+            };
+            let avail = &seg[self.offset..];
+            let take = avail.len().min(out.len() - n);
+            out[n..n + take].copy_from_slice(&avail[..take]);
+            n += take;
+            self.offset += take;
+            self.buffered -= take;
+            if self.offset == seg.len() {
+                if let Some(buf) = self.slots[s].take() {
+                    if self.pool.len() < 64 {
+                        self.pool.push(buf);
+                    }
+                }
+                self.offset = 0;
+                self.next = self.next.wrapping_add(1);
+            }
+        }
+        n
+    }
+}
+
+/// Our ack list: every arrival is queued once and sent on the next transmit
+/// opportunity. Bounded: beyond `cap` pending numbers new arrivals are not acked
+/// individually (the sender retransmits them and they are acked then).
+#[derive(Debug)]
+pub struct AckList {
+    pending: Vec<(u32, u32)>,
+    cap: usize,
+}
+
+impl AckList {
+    /// An empty list holding at most `cap` numbers.
+    pub fn new(cap: usize) -> AckList {
+        AckList {
+            pending: Vec::with_capacity(cap.min(1024)),
+            cap: cap.max(1),
+        }
+    }
+
+    /// Queues `(number, timestamp)` for acknowledgement.
+    pub fn add(&mut self, number: u32, timestamp: u32) {
+        if self.pending.len() < self.cap {
+            self.pending.push((number, timestamp));
+        }
+    }
+
+    /// Numbers waiting to be acknowledged.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// True when nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Takes up to `max` numbers (oldest first) into `out`; returns the timestamp to
+    /// echo: the latest (wrap-aware) among them.
+    pub fn take(&mut self, max: usize, out: &mut Vec<u32>) -> u32 {
+        let n = max.min(self.pending.len());
+        let mut ts: Option<u32> = None;
+        for &(num, t) in &self.pending[..n] {
+            out.push(num);
+            ts = Some(match ts {
+                None => t,
+                Some(cur) if t.wrapping_sub(cur) < 0x7FFF_FFFF => t,
+                Some(cur) => cur,
+            });
+        }
+        self.pending.drain(..n);
+        ts.unwrap_or(0)
+    }
+}
+
+/// One Ack segment's worth of numbers produced by [`V2rayAckList::flush`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AckBatch {
+    /// Numbers in send order.
+    pub numbers: Vec<u32>,
+    /// Timestamp to echo.
+    pub timestamp: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct V2rayAckEntry {
+    number: u32,
+    timestamp: u32,
+    next_flush: u32,
+}
+
+/// V2Ray's ack list (spec §3.11 "Ack flush"): entries are re-sent every
+/// `max(rto/2, 20)` ms until the peer's `sendingNext` passes them. Used in
+/// `v2ray_compat` mode. Unlike V2Ray's, it is bounded (`cap` entries).
+#[derive(Debug)]
+pub struct V2rayAckList {
+    entries: Vec<V2rayAckEntry>,
+    dirty: bool,
+    cap: usize,
+}
+
+/// Most numbers V2Ray puts in one Ack segment.
+pub const V2RAY_ACK_BATCH: usize = 128;
+
+impl V2rayAckList {
+    /// An empty list bounded to `cap` entries.
+    pub fn new(cap: usize) -> V2rayAckList {
+        V2rayAckList {
+            entries: Vec::new(),
+            dirty: false,
+            cap: cap.max(1),
+        }
+    }
+
+    /// Appends an entry (duplicates kept, as V2Ray does).
+    pub fn add(&mut self, number: u32, timestamp: u32) {
+        if self.entries.len() < self.cap {
+            self.entries.push(V2rayAckEntry {
+                number,
+                timestamp,
+                next_flush: 0,
+            });
+            self.dirty = true;
+        }
+    }
+
+    /// Drops entries below the peer's `sendingNext` (plain comparison, as V2Ray).
+    pub fn clear(&mut self, una: u32) {
+        let before = self.entries.len();
+        self.entries.retain(|e| e.number >= una);
+        if self.entries.len() != before {
+            self.dirty = true;
+        }
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Runs V2Ray's ack flush at `now` with the current `rto`; returns the Ack
+    /// segments to send, each with at most `batch` numbers (V2Ray: 128).
+    pub fn flush(&mut self, now: u32, rto: u32, batch: usize) -> Vec<AckBatch> {
+        let batch = batch.clamp(1, 255);
+        let mut out = Vec::new();
+        let mut cur = AckBatch {
+            numbers: Vec::new(),
+            timestamp: 0,
+        };
+        let mut candidates: Vec<u32> = Vec::new();
+        let interval = (rto / 2).max(20);
+        for e in self.entries.iter_mut() {
+            if e.next_flush > now {
+                if candidates.len() < batch {
+                    candidates.push(e.number);
+                }
+                continue;
+            }
+            cur.numbers.push(e.number);
+            if e.timestamp.wrapping_sub(cur.timestamp) < 0x7FFF_FFFF {
+                cur.timestamp = e.timestamp;
+            }
+            e.next_flush = now.wrapping_add(interval);
+            if cur.numbers.len() == batch {
+                out.push(std::mem::replace(
+                    &mut cur,
+                    AckBatch {
+                        numbers: Vec::new(),
+                        timestamp: 0,
+                    },
+                ));
+                self.dirty = false;
+            }
+        }
+        if self.dirty || !cur.numbers.is_empty() {
+            for c in candidates {
+                if cur.numbers.len() >= batch {
+                    break;
+                }
+                cur.numbers.push(c);
+            }
+            out.push(cur);
+            self.dirty = false;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_order_segments_are_reassembled_in_order() {
+        let mut r = RecvBuffer::new(8);
+        assert_eq!(r.accept(1, b"world"), Accept::Stored);
+        assert!(!r.readable());
+        assert_eq!(r.accept(0, b"hello "), Accept::Stored);
+        assert_eq!(r.accept(0, b"hello "), Accept::Duplicate);
+        let mut out = [0u8; 32];
+        let n = r.read(&mut out);
+        assert_eq!(&out[..n], b"hello world");
+        assert_eq!(r.next(), 2);
+        assert_eq!(r.accept(1, b"world"), Accept::Old);
+        assert_eq!(r.accept(10, b"x"), Accept::OutOfWindow);
+    }
+
+    #[test]
+    fn short_reads_keep_the_rest_for_the_next_read() {
+        let mut r = RecvBuffer::new(4);
+        r.accept(0, b"abcdef");
+        let mut out = [0u8; 4];
+        assert_eq!(r.read(&mut out), 4);
+        assert_eq!(r.next(), 0);
+        assert_eq!(r.read(&mut out), 2);
+        assert_eq!(&out[..2], b"ef");
+        assert_eq!(r.next(), 1);
+        assert_eq!(r.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn window_wraps_around_u32() {
+        let mut r = RecvBuffer::new(4);
+        r.next = u32::MAX - 1;
+        assert_eq!(r.accept(u32::MAX, b"b"), Accept::Stored);
+        assert_eq!(r.accept(0, b"c"), Accept::Stored);
+        assert_eq!(r.accept(u32::MAX - 1, b"a"), Accept::Stored);
+        let mut out = [0u8; 8];
+        assert_eq!(r.read(&mut out), 3);
+        assert_eq!(&out[..3], b"abc");
+        assert_eq!(r.next(), 1);
+    }
+
+    #[test]
+    fn ack_list_is_bounded_and_echoes_latest_timestamp() {
+        let mut a = AckList::new(3);
+        a.add(1, 0xFFFF_FFF0);
+        a.add(2, 5); // wrapped: later than 0xFFFF_FFF0
+        a.add(3, 2);
+        a.add(4, 6); // over the cap
+        assert_eq!(a.len(), 3);
+        let mut out = Vec::new();
+        assert_eq!(a.take(10, &mut out), 5);
+        assert_eq!(out, vec![1, 2, 3]);
+    }
+}

@@ -1,0 +1,577 @@
+//! Sending side: send buffer, acknowledgement processing, loss detection (spec §3.10).
+//!
+//! The buffer is a ring (`VecDeque`) of segments indexed by `number - una`, so an ack
+//! for one number is O(1). Segments acknowledged out of order stay in place (payload
+//! recycled at once) until `una` passes them. Two more queues keep loss detection
+//! O(1) amortised per packet:
+//! * `order`: every transmission in send order; its front is the oldest transmission
+//!   still outstanding. It drives the retransmission timer (RTO, with backoff) and
+//!   time-based loss detection (a segment sent well before one that was just acked is
+//!   lost, in the manner of RACK);
+//! * `lost`: segments declared lost, retransmitted before new data.
+//!
+//! The V2Ray algorithm (due times, `timeout -= rto/3` fast-ack nudge, loss-rate
+//! counters) is kept alongside for `v2ray_compat` mode and reproduces the
+//! `trace_sending_window` vector.
+
+use std::collections::VecDeque;
+
+/// One queued segment.
+#[derive(Debug, Default)]
+pub struct SendSeg {
+    /// Payload (empty once acknowledged).
+    pub payload: Vec<u8>,
+    /// Payload length (kept after the payload is recycled).
+    pub len: u32,
+    /// Acknowledged individually.
+    pub acked: bool,
+    /// Declared lost and waiting in the retransmission queue.
+    pub lost: bool,
+    /// Times transmitted.
+    pub transmit: u32,
+    /// Connection time of the last transmission (µs).
+    pub sent_us: u64,
+    /// Wire timestamp of the last transmission (ms).
+    pub timestamp: u32,
+    /// V2Ray due time (ms, absolute): `now + rto` at the last transmission.
+    pub timeout: u32,
+    /// Connection's delivered-bytes counter at the last transmission.
+    pub delivered: u64,
+    /// Time of that counter's last change (µs).
+    pub delivered_us: u64,
+}
+
+/// What an individual acknowledgement freed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Acked {
+    /// Payload bytes.
+    pub len: u32,
+    /// Transmissions of the segment.
+    pub transmit: u32,
+    /// Time of the last transmission (µs).
+    pub sent_us: u64,
+    /// Delivered counter at that transmission.
+    pub delivered: u64,
+    /// Time of that counter (µs).
+    pub delivered_us: u64,
+}
+
+/// A segment written by [`SendBuffer::flush_v2ray`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct V2raySent {
+    /// Segment number.
+    pub number: u32,
+    /// Wire timestamp.
+    pub timestamp: u32,
+    /// Transmission count after this one.
+    pub transmit: u32,
+    /// New absolute timeout.
+    pub timeout: u32,
+}
+
+/// The sending window and queue.
+#[derive(Debug)]
+pub struct SendBuffer {
+    segs: VecDeque<SendSeg>,
+    una: u32,
+    unsent: u32,
+    bytes: usize,
+    mss: usize,
+    pool: Vec<Vec<u8>>,
+    lost: VecDeque<u32>,
+    order: VecDeque<(u32, u32)>,
+    in_flight: usize,
+    in_flight_bytes: usize,
+    una_changed: bool,
+    /// V2Ray's loss-rate denominator (only grows on transmissions, shrinks on
+    /// individual acks; spec §5 item 17).
+    pub total_in_flight: u32,
+}
+
+fn before(a: u32, b: u32) -> bool {
+    a.wrapping_sub(b) > 0x7FFF_FFFF
+}
+
+impl SendBuffer {
+    /// An empty buffer cutting the stream into segments of at most `mss` bytes.
+    pub fn new(mss: usize) -> SendBuffer {
+        SendBuffer {
+            segs: VecDeque::new(),
+            una: 0,
+            unsent: 0,
+            bytes: 0,
+            mss: mss.max(1),
+            pool: Vec::new(),
+            lost: VecDeque::new(),
+            order: VecDeque::new(),
+            in_flight: 0,
+            in_flight_bytes: 0,
+            una_changed: false,
+            total_in_flight: 0,
+        }
+    }
+
+    /// First unacknowledged number (V2Ray's `firstUna`, sent as `sendingNext`).
+    pub fn una(&self) -> u32 {
+        self.una
+    }
+
+    /// Number the next new segment gets.
+    pub fn next_number(&self) -> u32 {
+        self.una.wrapping_add(self.segs.len() as u32)
+    }
+
+    /// First number never transmitted.
+    pub fn unsent(&self) -> u32 {
+        self.unsent
+    }
+
+    /// Queued segments (acknowledged ones below `una` excluded).
+    pub fn len(&self) -> usize {
+        self.segs.len()
+    }
+
+    /// True when nothing is queued or unacknowledged.
+    pub fn is_empty(&self) -> bool {
+        self.segs.is_empty()
+    }
+
+    /// Unacknowledged payload bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Segments transmitted and neither acknowledged nor declared lost.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Payload bytes in flight.
+    pub fn in_flight_bytes(&self) -> usize {
+        self.in_flight_bytes
+    }
+
+    /// True when at least one segment waits in the retransmission queue.
+    pub fn has_lost(&self) -> bool {
+        !self.lost.is_empty()
+    }
+
+    /// Returns and clears the "una changed" flag.
+    pub fn take_una_changed(&mut self) -> bool {
+        std::mem::take(&mut self.una_changed)
+    }
+
+    /// The segment with `number`, if queued.
+    pub fn get(&self, number: u32) -> Option<&SendSeg> {
+        self.segs.get(number.wrapping_sub(self.una) as usize)
+    }
+
+    fn idx(&self, number: u32) -> Option<usize> {
+        let i = number.wrapping_sub(self.una) as usize;
+        (i < self.segs.len()).then_some(i)
+    }
+
+    fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.pool.len() < 256 && buf.capacity() > 0 {
+            buf.clear();
+            self.pool.push(buf);
+        }
+    }
+
+    /// Queues stream bytes. With `coalesce`, bytes first fill the last segment if it was
+    /// never sent. Stops at `max_segments` queued segments or `max_bytes` held bytes;
+    /// returns how many bytes were taken.
+    pub fn write(
+        &mut self,
+        data: &[u8],
+        coalesce: bool,
+        max_segments: usize,
+        max_bytes: usize,
+    ) -> usize {
+        let mut taken = 0;
+        if coalesce {
+            let unsent_idx = self.unsent.wrapping_sub(self.una) as usize;
+            let tail_idx = self.segs.len().wrapping_sub(1);
+            if let Some(tail) = self.segs.back_mut() {
+                if tail_idx >= unsent_idx && tail.payload.len() < self.mss {
+                    let n = (self.mss - tail.payload.len())
+                        .min(data.len())
+                        .min(max_bytes.saturating_sub(self.bytes));
+                    tail.payload.extend_from_slice(&data[..n]);
+                    tail.len += n as u32;
+                    self.bytes += n;
+                    taken += n;
+                }
+            }
+        }
+        while taken < data.len() && self.segs.len() < max_segments && self.bytes < max_bytes {
+            let n = (data.len() - taken)
+                .min(self.mss)
+                .min(max_bytes - self.bytes);
+            let mut payload = self
+                .pool
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(self.mss));
+            payload.extend_from_slice(&data[taken..taken + n]);
+            self.segs.push_back(SendSeg {
+                payload,
+                len: n as u32,
+                ..SendSeg::default()
+            });
+            self.bytes += n;
+            taken += n;
+        }
+        taken
+    }
+
+    fn pop_acked_front(&mut self) {
+        while self.segs.front().is_some_and(|s| s.acked) {
+            self.segs.pop_front();
+            self.una = self.una.wrapping_add(1);
+            self.una_changed = true;
+        }
+        if before(self.unsent, self.una) {
+            self.unsent = self.una;
+        }
+    }
+
+    fn free(&mut self, i: usize) -> u32 {
+        let seg = &mut self.segs[i];
+        let len = seg.len;
+        if seg.transmit > 0 && !seg.lost {
+            self.in_flight -= 1;
+            self.in_flight_bytes -= len as usize;
+        }
+        seg.acked = true;
+        seg.lost = false;
+        let buf = std::mem::take(&mut seg.payload);
+        self.bytes -= len as usize;
+        self.recycle(buf);
+        len
+    }
+
+    /// True if `rn` is a plausible cumulative ack: not beyond what was ever sent.
+    pub fn plausible_cumulative(&self, rn: u32) -> bool {
+        let ahead = rn.wrapping_sub(self.una);
+        ahead <= self.unsent.wrapping_sub(self.una) || ahead > 0x7FFF_FFFF
+    }
+
+    /// Applies a cumulative ack (`receivingNext`): everything below `rn` was received.
+    /// Returns payload bytes newly acknowledged. Callers check plausibility first.
+    pub fn ack_cumulative(&mut self, rn: u32) -> u64 {
+        let ahead = rn.wrapping_sub(self.una);
+        if ahead == 0 || ahead > 0x7FFF_FFFF {
+            return 0;
+        }
+        let n = (ahead as usize).min(self.segs.len());
+        let mut freed = 0u64;
+        for i in 0..n {
+            if !self.segs[i].acked {
+                freed += u64::from(self.free(i));
+            }
+        }
+        for _ in 0..n {
+            self.segs.pop_front();
+        }
+        self.una = self.una.wrapping_add(n as u32);
+        self.una_changed = true;
+        if before(self.unsent, self.una) {
+            self.unsent = self.una;
+        }
+        freed
+    }
+
+    /// Applies an individual ack for `number`; returns what it freed, or `None` if the
+    /// number is not outstanding (outside `[una, unsent)` or already acknowledged).
+    pub fn ack_number(&mut self, number: u32) -> Option<Acked> {
+        let i = self.idx(number)?;
+        if !before(number, self.unsent) {
+            return None;
+        }
+        if self.segs[i].acked {
+            return None;
+        }
+        let seg = &self.segs[i];
+        let info = Acked {
+            len: seg.len,
+            transmit: seg.transmit,
+            sent_us: seg.sent_us,
+            delivered: seg.delivered,
+            delivered_us: seg.delivered_us,
+        };
+        self.free(i);
+        self.total_in_flight = self.total_in_flight.saturating_sub(1);
+        self.pop_acked_front();
+        Some(info)
+    }
+
+    /// Drops stale entries at the front of the send-order queue and returns the live
+    /// front: the oldest outstanding transmission.
+    fn order_front(&mut self) -> Option<(u32, usize)> {
+        while let Some(&(num, tx)) = self.order.front() {
+            if let Some(i) = self.idx(num) {
+                let s = &self.segs[i];
+                if !s.acked && !s.lost && s.transmit == tx {
+                    return Some((num, i));
+                }
+            }
+            self.order.pop_front();
+        }
+        None
+    }
+
+    fn mark_lost(&mut self, i: usize, number: u32) {
+        let seg = &mut self.segs[i];
+        seg.lost = true;
+        self.in_flight -= 1;
+        self.in_flight_bytes -= seg.len as usize;
+        self.lost.push_back(number);
+    }
+
+    /// Time-based loss detection: every outstanding segment sent more than `reo_us`
+    /// before `newest_acked_sent_us` is declared lost. Returns how many.
+    pub fn detect_lost_by_time(&mut self, newest_acked_sent_us: u64, reo_us: u64) -> usize {
+        let mut n = 0;
+        while let Some((num, i)) = self.order_front() {
+            if self.segs[i].sent_us.saturating_add(reo_us) < newest_acked_sent_us {
+                self.order.pop_front();
+                self.mark_lost(i, num);
+                n += 1;
+            } else {
+                break;
+            }
+        }
+        n
+    }
+
+    /// When the oldest outstanding transmission times out, given the RTO (µs) for
+    /// a segment with a transmit count.
+    pub fn rto_deadline(&mut self, rto_us: impl Fn(u32) -> u64) -> Option<u64> {
+        let (_, i) = self.order_front()?;
+        let s = &self.segs[i];
+        Some(s.sent_us.saturating_add(rto_us(s.transmit)))
+    }
+
+    /// Declares lost every outstanding transmission whose RTO expired by `now_us`.
+    pub fn detect_lost_by_timeout(&mut self, now_us: u64, rto_us: impl Fn(u32) -> u64) -> usize {
+        let mut n = 0;
+        while let Some((num, i)) = self.order_front() {
+            let s = &self.segs[i];
+            if s.sent_us.saturating_add(rto_us(s.transmit)) <= now_us {
+                self.order.pop_front();
+                self.mark_lost(i, num);
+                n += 1;
+            } else {
+                break;
+            }
+        }
+        n
+    }
+
+    /// The next segment to transmit: a lost one first, else the first unsent one if it
+    /// lies before `window_end` (the peer's advertised window).
+    pub fn next_to_send(&mut self, window_end: u32) -> Option<u32> {
+        while let Some(&n) = self.lost.front() {
+            match self.idx(n) {
+                Some(i) if self.segs[i].lost && !self.segs[i].acked => return Some(n),
+                _ => {
+                    self.lost.pop_front();
+                }
+            }
+        }
+        if self.idx(self.unsent).is_some() && before(self.unsent, window_end) {
+            return Some(self.unsent);
+        }
+        None
+    }
+
+    /// True when [`Self::next_to_send`] may return a segment (may be stale-true for a
+    /// lost segment that was acknowledged meanwhile).
+    pub fn has_sendable(&self, window_end: u32) -> bool {
+        !self.lost.is_empty()
+            || (self.idx(self.unsent).is_some() && before(self.unsent, window_end))
+    }
+
+    /// Records a transmission of `number` (returned by [`Self::next_to_send`]).
+    pub fn on_sent(
+        &mut self,
+        number: u32,
+        now_us: u64,
+        now_ms: u32,
+        rto_ms: u32,
+        delivered: u64,
+        delivered_us: u64,
+    ) {
+        let Some(i) = self.idx(number) else { return };
+        let seg = &mut self.segs[i];
+        if seg.lost {
+            seg.lost = false;
+            if self.lost.front() == Some(&number) {
+                self.lost.pop_front();
+            }
+        } else if number == self.unsent {
+            self.unsent = self.unsent.wrapping_add(1);
+        }
+        if seg.transmit == 0 {
+            self.total_in_flight = self.total_in_flight.saturating_add(1);
+        }
+        seg.transmit += 1;
+        seg.sent_us = now_us;
+        seg.timestamp = now_ms;
+        seg.timeout = now_ms.wrapping_add(rto_ms);
+        seg.delivered = delivered;
+        seg.delivered_us = delivered_us;
+        self.in_flight += 1;
+        self.in_flight_bytes += seg.len as usize;
+        self.order.push_back((number, seg.transmit));
+    }
+
+    /// Drops everything queued (peer closed or terminated the connection).
+    pub fn discard(&mut self) {
+        let next = self.next_number();
+        while let Some(seg) = self.segs.pop_front() {
+            self.recycle(seg.payload);
+        }
+        self.una = next;
+        self.unsent = next;
+        self.una_changed = true;
+        self.bytes = 0;
+        self.in_flight = 0;
+        self.in_flight_bytes = 0;
+        self.lost.clear();
+        self.order.clear();
+    }
+
+    /// V2Ray's send flush (spec §3.10 step 2): transmits every due segment, oldest
+    /// first, at most `max` of them. Returns the segments written and the loss rate
+    /// reported to congestion control (if any).
+    pub fn flush_v2ray(
+        &mut self,
+        now: u32,
+        rto: u32,
+        max: usize,
+        out: &mut Vec<V2raySent>,
+    ) -> Option<u32> {
+        let mut lost = 0u32;
+        let mut count = 0;
+        for i in 0..self.segs.len() {
+            if count >= max {
+                break;
+            }
+            let number = self.una.wrapping_add(i as u32);
+            let seg = &mut self.segs[i];
+            if seg.acked || now.wrapping_sub(seg.timeout) >= 0x7FFF_FFFF {
+                continue;
+            }
+            if seg.transmit == 0 {
+                self.total_in_flight = self.total_in_flight.saturating_add(1);
+                if number == self.unsent {
+                    self.unsent = self.unsent.wrapping_add(1);
+                }
+            } else {
+                lost += 1;
+            }
+            seg.timeout = now.wrapping_add(rto);
+            seg.timestamp = now;
+            seg.transmit += 1;
+            out.push(V2raySent {
+                number,
+                timestamp: now,
+                transmit: seg.transmit,
+                timeout: seg.timeout,
+            });
+            count += 1;
+        }
+        (count > 0 && self.total_in_flight != 0).then(|| lost * 100 / self.total_in_flight)
+    }
+
+    /// V2Ray's fast-ack nudge: every sent segment before `maxack` has its due time
+    /// moved `rto/3` earlier (spec §3.10 ack processing step 5).
+    pub fn fast_ack_v2ray(&mut self, maxack: u32, rto: u32) {
+        let step = rto / 3;
+        for i in 0..self.segs.len() {
+            let number = self.una.wrapping_add(i as u32);
+            if !before(number, maxack) {
+                break;
+            }
+            let seg = &mut self.segs[i];
+            if seg.acked {
+                continue;
+            }
+            if seg.transmit > 0 && seg.timeout > step {
+                seg.timeout -= step;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_are_cut_at_mss_and_small_writes_coalesce() {
+        let mut s = SendBuffer::new(4);
+        assert_eq!(s.write(b"abcdefghij", true, 100, 1000), 10);
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.write(b"xy", true, 100, 1000), 2);
+        assert_eq!(s.len(), 3, "coalesced into the unsent tail");
+        assert_eq!(s.get(2).map(|g| g.payload.as_slice()), Some(&b"ijxy"[..]));
+        assert_eq!(s.write(b"z", false, 100, 1000), 1);
+        assert_eq!(s.len(), 4);
+    }
+
+    #[test]
+    fn write_stops_at_buffer_limits() {
+        let mut s = SendBuffer::new(10);
+        assert_eq!(s.write(&[0; 100], true, 3, 1000), 30);
+        assert_eq!(s.write(&[0; 100], true, 100, 35), 5);
+    }
+
+    #[test]
+    fn ack_number_outside_sent_range_is_ignored() {
+        let mut s = SendBuffer::new(10);
+        s.write(&[1; 30], true, 100, 1000);
+        assert_eq!(s.ack_number(0), None, "never sent");
+        s.on_sent(0, 10, 0, 100, 0, 0);
+        assert!(s.ack_number(0).is_some());
+        assert_eq!(s.ack_number(0), None, "already acked");
+        assert_eq!(s.una(), 1);
+        assert!(!s.plausible_cumulative(3), "3 was never sent");
+        assert!(s.plausible_cumulative(1));
+    }
+
+    #[test]
+    fn segment_sent_long_before_an_acked_one_is_lost() {
+        let mut s = SendBuffer::new(10);
+        s.write(&[1; 30], true, 100, 1000);
+        s.on_sent(0, 1000, 1, 100, 0, 0);
+        s.on_sent(1, 2000, 2, 100, 0, 0);
+        s.on_sent(2, 9000, 9, 100, 0, 0);
+        assert!(s.ack_number(2).is_some());
+        assert_eq!(s.detect_lost_by_time(9000, 1500), 2);
+        assert_eq!(s.next_to_send(100), Some(0));
+        s.on_sent(0, 9500, 9, 100, 0, 0);
+        assert_eq!(s.next_to_send(100), Some(1));
+    }
+
+    #[test]
+    fn rto_expiry_marks_oldest_transmissions_lost() {
+        let mut s = SendBuffer::new(10);
+        s.write(&[1; 20], true, 100, 1000);
+        s.on_sent(0, 0, 0, 100, 0, 0);
+        s.on_sent(1, 50_000, 50, 100, 0, 0);
+        assert_eq!(s.rto_deadline(|_| 100_000), Some(100_000));
+        assert_eq!(s.detect_lost_by_timeout(120_000, |_| 100_000), 1);
+        assert_eq!(s.in_flight(), 1);
+        assert_eq!(s.next_to_send(100), Some(0));
+    }
+
+    #[test]
+    fn new_data_is_not_sent_beyond_the_peer_window() {
+        let mut s = SendBuffer::new(10);
+        s.write(&[1; 50], true, 100, 1000);
+        assert_eq!(s.next_to_send(0), None);
+        assert_eq!(s.next_to_send(1), Some(0));
+    }
+}

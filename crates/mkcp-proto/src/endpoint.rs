@@ -1,0 +1,583 @@
+//! The endpoint: many connections on one UDP socket (spec §3.13, §3.14), sans-IO.
+//!
+//! It opens incoming datagrams with the socket's [`Codec`], finds the session by
+//! (peer address, conversation id of the first segment), creates sessions when it
+//! accepts incoming ones (a listener), and seals what the connections send. Limits on
+//! the number of sessions, in total and per source address, keep a flood from
+//! exhausting memory. One timer for all connections: [`Endpoint::poll_timeout`] is the
+//! earliest deadline of any of them (a heap with lazy invalidation).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::config::Config;
+use crate::conn::{ConnEvent, Connection, ConnectionError, ConnectionStats, State};
+use crate::wire::segment::Segment;
+use crate::wire::{segments, Codec, MAX_DATAGRAM};
+
+/// Settings of an endpoint.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct EndpointConfig {
+    /// The mKCP settings shared by every connection.
+    pub kcp: Config,
+    /// Accept sessions started by peers (a listener). A pure client leaves it off.
+    pub accept_incoming: bool,
+    /// Most live sessions.
+    pub max_sessions: usize,
+    /// Most live sessions from one source IP address.
+    pub max_sessions_per_ip: usize,
+}
+
+impl EndpointConfig {
+    /// A listener's settings with default limits (4096 sessions, 512 per address).
+    pub fn server(kcp: Config) -> EndpointConfig {
+        EndpointConfig {
+            kcp,
+            accept_incoming: true,
+            max_sessions: 4096,
+            max_sessions_per_ip: 512,
+        }
+    }
+
+    /// A dialer's settings (accepts nothing unsolicited).
+    pub fn client(kcp: Config) -> EndpointConfig {
+        EndpointConfig {
+            accept_incoming: false,
+            ..EndpointConfig::server(kcp)
+        }
+    }
+}
+
+/// Identifies a connection of an endpoint. Stale ids (of released connections) are
+/// detected, never confused with newer connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    index: u32,
+    gen: u32,
+}
+
+/// Something for the runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A peer started a new session (listener only).
+    NewConnection(ConnId),
+    /// An event of one connection.
+    Connection(ConnId, ConnEvent),
+}
+
+/// A datagram to send: `len` bytes at the start of the caller's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to send it.
+    pub destination: SocketAddr,
+    /// Length of the datagram.
+    pub len: usize,
+}
+
+/// Errors of endpoint operations.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EndpointError {
+    /// The session limit is reached.
+    #[error("too many sessions: the limit is {limit}")]
+    TooManySessions {
+        /// The limit.
+        limit: usize,
+    },
+    /// Every conversation id towards this peer is in use.
+    #[error("no free conversation id towards {peer}")]
+    NoConversationId {
+        /// The peer.
+        peer: SocketAddr,
+    },
+    /// The connection id is unknown (already released).
+    #[error("unknown or released connection")]
+    UnknownConnection,
+    /// An error of the connection itself.
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+}
+
+/// Endpoint-wide counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EndpointStats {
+    /// Datagrams handed to [`Endpoint::handle_datagram`].
+    pub datagrams_received: u64,
+    /// Dropped: failed authentication/decoding or held no segment.
+    pub dropped_invalid: u64,
+    /// Dropped: no session and none may be created (dialer, or a Terminate).
+    pub dropped_unknown: u64,
+    /// New sessions refused by the limits.
+    pub sessions_refused: u64,
+    /// Sessions created (accepted or dialed).
+    pub sessions_created: u64,
+    /// Datagrams produced by [`Endpoint::poll_transmit`].
+    pub datagrams_sent: u64,
+    /// Bytes sent on the wire.
+    pub wire_bytes_sent: u64,
+    /// Bytes received on the wire.
+    pub wire_bytes_received: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    conn: Connection,
+    peer: SocketAddr,
+    gen: u32,
+    released: bool,
+    in_table: bool,
+    timer: Option<Instant>,
+    ready: bool,
+}
+
+/// Many mKCP connections on one socket.
+#[derive(Debug)]
+pub struct Endpoint {
+    config: EndpointConfig,
+    codec: Codec,
+    rng: StdRng,
+    slots: Vec<Option<Entry>>,
+    gens: Vec<u32>,
+    free: Vec<u32>,
+    by_key: HashMap<(SocketAddr, u16), u32>,
+    per_ip: HashMap<IpAddr, usize>,
+    live: usize,
+    timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
+    ready: VecDeque<u32>,
+    events: VecDeque<Event>,
+    stats: EndpointStats,
+    due_scratch: Vec<u32>,
+}
+
+impl Endpoint {
+    /// An endpoint; `rng` seeds conversation ids, header state and GCM nonces (seed it
+    /// from the OS in production, with a constant in simulations).
+    pub fn new(config: EndpointConfig, mut rng: StdRng) -> Endpoint {
+        let codec_rng =
+            StdRng::from_rng(&mut rng).unwrap_or_else(|_| StdRng::seed_from_u64(rng.gen()));
+        let codec = Codec::new(config.kcp.header.clone(), &config.kcp.security, codec_rng);
+        Endpoint {
+            config,
+            codec,
+            rng,
+            slots: Vec::new(),
+            gens: Vec::new(),
+            free: Vec::new(),
+            by_key: HashMap::new(),
+            per_ip: HashMap::new(),
+            live: 0,
+            timers: BinaryHeap::new(),
+            ready: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: EndpointStats::default(),
+            due_scratch: Vec::new(),
+        }
+    }
+
+    /// The endpoint's settings.
+    pub fn config(&self) -> &EndpointConfig {
+        &self.config
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &EndpointStats {
+        &self.stats
+    }
+
+    /// Live sessions (not yet terminated).
+    pub fn live_sessions(&self) -> usize {
+        self.live
+    }
+
+    /// Largest plaintext per datagram for the configured MTU.
+    fn max_plaintext(&self) -> usize {
+        self.codec.max_plaintext(self.config.kcp.mtu as usize)
+    }
+
+    fn insert(&mut self, conn: Connection, peer: SocketAddr, now: Instant) -> ConnId {
+        let _ = now;
+        let key = (peer, conn.conv());
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(None);
+                self.gens.push(0);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let gen = self.gens[index as usize];
+        self.slots[index as usize] = Some(Entry {
+            conn,
+            peer,
+            gen,
+            released: false,
+            in_table: true,
+            timer: None,
+            ready: false,
+        });
+        self.by_key.insert(key, index);
+        *self.per_ip.entry(peer.ip()).or_insert(0) += 1;
+        self.live += 1;
+        self.stats.sessions_created += 1;
+        ConnId { index, gen }
+    }
+
+    fn check_limits(&self, peer: SocketAddr) -> Result<(), EndpointError> {
+        if self.live >= self.config.max_sessions {
+            return Err(EndpointError::TooManySessions {
+                limit: self.config.max_sessions,
+            });
+        }
+        if self.per_ip.get(&peer.ip()).copied().unwrap_or(0) >= self.config.max_sessions_per_ip {
+            return Err(EndpointError::TooManySessions {
+                limit: self.config.max_sessions_per_ip,
+            });
+        }
+        Ok(())
+    }
+
+    /// Opens a new connection to `peer` with a random conversation id not in use
+    /// towards that peer. Nothing is sent until the runtime polls.
+    pub fn connect(&mut self, now: Instant, peer: SocketAddr) -> Result<ConnId, EndpointError> {
+        self.check_limits(peer)?;
+        let mut conv = None;
+        for _ in 0..64 {
+            let c: u16 = self.rng.gen();
+            if !self.by_key.contains_key(&(peer, c)) {
+                conv = Some(c);
+                break;
+            }
+        }
+        let conv = match conv {
+            Some(c) => c,
+            None => (0..=u16::MAX)
+                .find(|c| !self.by_key.contains_key(&(peer, *c)))
+                .ok_or(EndpointError::NoConversationId { peer })?,
+        };
+        let mut conn = Connection::new(conv, &self.config.kcp, self.max_plaintext(), now);
+        conn.announce();
+        let id = self.insert(conn, peer, now);
+        self.service(id.index);
+        Ok(id)
+    }
+
+    /// Feeds one received datagram (opened in place, so `data` is scratch afterwards).
+    pub fn handle_datagram(&mut self, now: Instant, peer: SocketAddr, data: &mut [u8]) {
+        self.stats.datagrams_received += 1;
+        let wire_len = data.len();
+        self.stats.wire_bytes_received += wire_len as u64;
+        let plaintext = match self.codec.open(data) {
+            Ok(p) => p,
+            Err(_) => {
+                self.stats.dropped_invalid += 1;
+                return;
+            }
+        };
+        let Some(first) = segments(plaintext).next() else {
+            self.stats.dropped_invalid += 1;
+            return;
+        };
+        let key = (peer, first.conv());
+        let index = match self.by_key.get(&key) {
+            Some(&i) => i,
+            None => {
+                let terminate = matches!(first, Segment::Cmd(c) if c.is_terminate());
+                if !self.config.accept_incoming || terminate {
+                    self.stats.dropped_unknown += 1;
+                    return;
+                }
+                if self.check_limits(peer).is_err() {
+                    self.stats.sessions_refused += 1;
+                    return;
+                }
+                let conn = Connection::new(key.1, &self.config.kcp, self.max_plaintext(), now);
+                let id = self.insert(conn, peer, now);
+                self.events.push_back(Event::NewConnection(id));
+                id.index
+            }
+        };
+        if let Some(Some(e)) = self.slots.get_mut(index as usize) {
+            e.conn.handle_plaintext(now, plaintext);
+            e.conn.count_wire(0, wire_len);
+        }
+        self.service(index);
+    }
+
+    /// Collects a connection's events, updates the session table, marks it as having
+    /// possible output and reschedules its timer.
+    fn service(&mut self, index: u32) {
+        let Some(Some(e)) = self.slots.get_mut(index as usize) else {
+            return;
+        };
+        let id = ConnId { index, gen: e.gen };
+        while let Some(ev) = e.conn.poll_event() {
+            self.events.push_back(Event::Connection(id, ev));
+        }
+        if e.conn.state() == State::Terminated {
+            if e.in_table {
+                e.in_table = false;
+                let key = (e.peer, e.conn.conv());
+                let ip = e.peer.ip();
+                if self.by_key.get(&key) == Some(&index) {
+                    self.by_key.remove(&key);
+                }
+                if let Some(n) = self.per_ip.get_mut(&ip) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.per_ip.remove(&ip);
+                    }
+                }
+                self.live -= 1;
+            }
+            if e.released {
+                self.free_slot(index);
+            }
+            return;
+        }
+        if !e.ready {
+            e.ready = true;
+            self.ready.push_back(index);
+        }
+        let t = e.conn.poll_timeout();
+        if t != e.timer {
+            e.timer = t;
+            if let Some(t) = t {
+                self.timers.push(Reverse((t, index, e.gen)));
+            }
+        }
+    }
+
+    fn free_slot(&mut self, index: u32) {
+        self.slots[index as usize] = None;
+        self.gens[index as usize] = self.gens[index as usize].wrapping_add(1);
+        self.free.push(index);
+    }
+
+    /// The next datagram to send, sealed into `buf` (give it at least
+    /// [`MAX_DATAGRAM`] bytes). Round-robin across connections.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        let off = self.codec.plaintext_offset();
+        let end = buf
+            .len()
+            .min(MAX_DATAGRAM)
+            .saturating_sub(self.codec.envelope().suffix_len());
+        if end <= off {
+            return None;
+        }
+        let cap = (end - off).min(self.max_plaintext().max(1));
+        // In compat mode V2Ray's MSS may exceed the MTU budget (GCM nonce); allow it.
+        let compat_cap = end - off;
+        while let Some(&index) = self.ready.front() {
+            let Some(Some(e)) = self.slots.get_mut(index as usize) else {
+                self.ready.pop_front();
+                continue;
+            };
+            let limit = if self.config.kcp.tuning.v2ray_compat {
+                compat_cap
+            } else {
+                cap
+            };
+            match e.conn.poll_transmit(now, &mut buf[off..off + limit]) {
+                Some(len) => {
+                    let peer = e.peer;
+                    match self.codec.seal(buf, len) {
+                        Ok(n) => {
+                            if let Some(Some(e)) = self.slots.get_mut(index as usize) {
+                                e.conn.count_wire(n, 0);
+                            }
+                            self.stats.datagrams_sent += 1;
+                            self.stats.wire_bytes_sent += n as u64;
+                            // Round robin: this connection goes to the back.
+                            self.ready.pop_front();
+                            self.ready.push_back(index);
+                            return Some(Transmit {
+                                destination: peer,
+                                len: n,
+                            });
+                        }
+                        Err(_) => {
+                            if let Some(Some(e)) = self.slots.get_mut(index as usize) {
+                                e.ready = false;
+                            }
+                            self.ready.pop_front();
+                            continue;
+                        }
+                    }
+                }
+                None => {
+                    e.ready = false;
+                    self.ready.pop_front();
+                    self.service_after_transmit(index);
+                }
+            }
+        }
+        None
+    }
+
+    fn service_after_transmit(&mut self, index: u32) {
+        let Some(Some(e)) = self.slots.get_mut(index as usize) else {
+            return;
+        };
+        let id = ConnId { index, gen: e.gen };
+        while let Some(ev) = e.conn.poll_event() {
+            self.events.push_back(Event::Connection(id, ev));
+        }
+        let t = e.conn.poll_timeout();
+        if t != e.timer {
+            e.timer = t;
+            if let Some(t) = t {
+                self.timers.push(Reverse((t, index, e.gen)));
+            }
+        }
+    }
+
+    /// Earliest time [`Self::handle_timeout`] must run (`None`: no timers).
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        while let Some(Reverse((t, index, gen))) = self.timers.peek().copied() {
+            match self.slots.get(index as usize) {
+                Some(Some(e)) if e.gen == gen && e.timer == Some(t) => return Some(t),
+                _ => {
+                    self.timers.pop();
+                }
+            }
+        }
+        None
+    }
+
+    /// Runs every connection timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        // Collect first: each due connection runs its timers once per call, even if
+        // it asks again for a time that is already due.
+        let mut due = std::mem::take(&mut self.due_scratch);
+        while let Some(Reverse((t, index, gen))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(Some(e)) = self.slots.get_mut(index as usize) else {
+                continue;
+            };
+            if e.gen != gen || e.timer != Some(t) {
+                continue;
+            }
+            e.timer = None;
+            due.push(index);
+        }
+        for &index in &due {
+            if let Some(Some(e)) = self.slots.get_mut(index as usize) {
+                e.conn.handle_timeout(now);
+                self.service(index);
+            }
+        }
+        due.clear();
+        self.due_scratch = due;
+    }
+
+    /// Takes the next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn entry(&mut self, id: ConnId) -> Result<&mut Entry, EndpointError> {
+        match self.slots.get_mut(id.index as usize) {
+            Some(Some(e)) if e.gen == id.gen => Ok(e),
+            _ => Err(EndpointError::UnknownConnection),
+        }
+    }
+
+    /// The connection, read-only.
+    pub fn connection(&self, id: ConnId) -> Option<&Connection> {
+        match self.slots.get(id.index as usize) {
+            Some(Some(e)) if e.gen == id.gen => Some(&e.conn),
+            _ => None,
+        }
+    }
+
+    /// The peer address of a connection.
+    pub fn peer(&self, id: ConnId) -> Option<SocketAddr> {
+        match self.slots.get(id.index as usize) {
+            Some(Some(e)) if e.gen == id.gen => Some(e.peer),
+            _ => None,
+        }
+    }
+
+    /// Statistics of a connection.
+    pub fn connection_stats(&self, id: ConnId) -> Option<ConnectionStats> {
+        self.connection(id).map(|c| c.stats())
+    }
+
+    /// Queues stream bytes on a connection; see [`Connection::write`].
+    pub fn write(&mut self, id: ConnId, now: Instant, data: &[u8]) -> Result<usize, EndpointError> {
+        let n = self.entry(id)?.conn.write(now, data)?;
+        self.service(id.index);
+        Ok(n)
+    }
+
+    /// Reads stream bytes from a connection; see [`Connection::read`].
+    pub fn read(
+        &mut self,
+        id: ConnId,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> Result<Option<usize>, EndpointError> {
+        let r = self.entry(id)?.conn.read(now, buf)?;
+        self.service(id.index);
+        Ok(r)
+    }
+
+    /// Half-closes a connection; see [`Connection::shutdown_write`].
+    pub fn shutdown_write(&mut self, id: ConnId, now: Instant) -> Result<(), EndpointError> {
+        self.entry(id)?.conn.shutdown_write(now);
+        self.service(id.index);
+        Ok(())
+    }
+
+    /// Closes a connection (V2Ray's Close); see [`Connection::close`].
+    pub fn close(&mut self, id: ConnId, now: Instant) -> Result<(), EndpointError> {
+        self.entry(id)?.conn.close(now);
+        self.service(id.index);
+        Ok(())
+    }
+
+    /// The application no longer holds this connection: it is closed gracefully if
+    /// still open, and its slot is freed once it has terminated.
+    pub fn release(&mut self, id: ConnId, now: Instant) {
+        let Ok(e) = self.entry(id) else { return };
+        e.released = true;
+        if e.conn.state() != State::Terminated {
+            e.conn.close(now);
+        }
+        self.service(id.index);
+    }
+
+    /// Closes every connection gracefully (listener shutdown).
+    pub fn close_all(&mut self, now: Instant) {
+        for index in 0..self.slots.len() as u32 {
+            if let Some(Some(e)) = self.slots.get_mut(index as usize) {
+                e.conn.close(now);
+                self.service(index);
+            }
+        }
+    }
+
+    /// Ids of every connection still held (terminated or not).
+    pub fn connection_ids(&self) -> Vec<ConnId> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                s.as_ref().map(|e| ConnId {
+                    index: i as u32,
+                    gen: e.gen,
+                })
+            })
+            .collect()
+    }
+}
