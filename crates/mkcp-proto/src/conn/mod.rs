@@ -242,9 +242,13 @@ impl Connection {
         let snd_wnd = config.sending_window();
         let mut rcv_wnd = config.receiving_window();
         if !compat {
-            // A real read-buffer limit: never hold more than readBufferSize unread.
-            let by_buffer = (config.read_buffer_size as usize / mss).max(8) as u32;
-            rcv_wnd = rcv_wnd.min(by_buffer);
+            // readBufferSize (unused by V2Ray) sizes our receive buffer: the window is
+            // what it holds, and never less than V2Ray's downlink-derived window.
+            // Losses stall in-order delivery for about one RTT, so a window of just
+            // one BDP would throttle a lossy long link.
+            let by_buffer =
+                (config.read_buffer_size as usize / mss).min(MAX_PEER_WINDOW as usize) as u32;
+            rcv_wnd = rcv_wnd.max(by_buffer);
         }
         let (min_rto, max_rto, min_rtt) = if compat {
             (0, u32::MAX, config.tti)
@@ -374,8 +378,10 @@ impl Connection {
     #[doc(hidden)]
     pub fn debug_state(&self) -> String {
         format!(
-            "state {:?} una {} unsent {} next {} len {} in_flight {} ({} B) has_lost {} cwnd {} peer_end {} pacing {:?} rto {} recv.next {} now_us {}",
+            "state {:?} phase {:?} bw {} una {} unsent {} next {} len {} in_flight {} ({} B) has_lost {} cwnd {} peer_end {} pacing {:?} rto {} recv.next {} now_us {}",
             self.state,
+            self.rate.phase(),
+            self.rate.bandwidth(),
             self.send.una(),
             self.send.unsent(),
             self.send.next_number(),
@@ -926,9 +932,9 @@ impl Connection {
             {
                 d = d.min(self.last_send_us + u64::from(self.p.ping_ms) * 1000);
             }
-            if let Some(f) = self.fin_next_us {
-                d = d.min(f);
-            }
+        }
+        if let Some(f) = self.fin_next_us {
+            d = d.min(f);
         }
         (d != u64::MAX).then(|| self.instant(d))
     }
@@ -967,6 +973,12 @@ impl Connection {
             }
             _ => {}
         }
+        if let Some(f) = self.fin_next_us {
+            if t >= f {
+                self.fin_due = true;
+                self.fin_next_us = None;
+            }
+        }
         if self.p.compat {
             self.compat_timers(t);
             return;
@@ -985,12 +997,6 @@ impl Connection {
         ) && t >= self.last_send_us + u64::from(self.p.ping_ms) * 1000
         {
             self.ping_due = true;
-        }
-        if let Some(f) = self.fin_next_us {
-            if t >= f {
-                self.fin_due = true;
-                self.fin_next_us = None;
-            }
         }
         self.after_progress(t);
     }
@@ -1053,7 +1059,7 @@ impl Connection {
             let count = ((room - ACK_HEADER_LEN) / 4).min(255);
             self.scratch.clear();
             let mut scratch = std::mem::take(&mut self.scratch);
-            let ts = self.acks.take(count, &mut scratch);
+            let ts = self.acks.take(count, self.recv.next(), &mut scratch);
             let seg = Segment::Ack(AckSegment {
                 conv: self.conv,
                 option: self.option(),
@@ -1086,15 +1092,8 @@ impl Connection {
         if (self.fin_due || (self.ping_due && fin_now)) && buf.len() - w >= CMD_LEN {
             let seg = Segment::Cmd(self.cmd(CMD_FIN));
             if Self::emit(buf, &mut w, &seg) {
-                self.fin_due = false;
                 self.ping_due = false;
-                self.fin_sends += 1;
-                self.last_ping_ms = now_ms;
-                if self.fin_sends < 8 {
-                    let backoff =
-                        (u64::from(self.rtt.rto().max(100)) * 1000) << (self.fin_sends - 1);
-                    self.fin_next_us = Some(t + backoff);
-                }
+                self.on_fin_sent(t);
             }
         }
         if self.ping_due && buf.len() - w >= CMD_LEN {
@@ -1162,6 +1161,18 @@ impl Connection {
             self.lost_in_round = 0;
         }
         w
+    }
+
+    /// Schedules the next FIN: resent with backoff (8 times), since nothing
+    /// acknowledges it; later keep-alives while write-shut are FINs too.
+    fn on_fin_sent(&mut self, t: u64) {
+        self.fin_due = false;
+        self.fin_sends += 1;
+        self.last_ping_ms = Self::ms(t);
+        if self.fin_sends < 8 {
+            let backoff = (u64::from(self.rtt.rto().max(100)) * 1000) << (self.fin_sends - 1);
+            self.fin_next_us = Some(t + backoff);
+        }
     }
 
     // ---------------------------------------------------------- v2ray_compat
@@ -1252,6 +1263,11 @@ impl Connection {
             self.terminate_due = false;
             self.compat_out.push_back(CompatOut::Cmd(CMD_TERMINATE));
         }
+        if self.fin_due && self.write_shut && self.send.is_empty() {
+            // Our half-close extension, also in compat mode (V2Ray ignores it).
+            self.on_fin_sent(t);
+            self.compat_out.push_back(CompatOut::Cmd(CMD_FIN));
+        }
         let mut w = 0;
         while let Some(out) = self.compat_out.pop_front() {
             let ok = match &out {
@@ -1289,7 +1305,6 @@ impl Connection {
                 break; // V2Ray: one segment per datagram
             }
         }
-        let _ = t;
         w
     }
 }

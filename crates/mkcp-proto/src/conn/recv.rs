@@ -137,12 +137,15 @@ impl RecvBuffer {
     }
 }
 
-/// Our ack list: every arrival is queued once and sent on the next transmit
-/// opportunity. Bounded: beyond `cap` pending numbers new arrivals are not acked
-/// individually (the sender retransmits them and they are acked then).
+/// Our ack list: every arrival is queued and sent on the next transmit opportunity,
+/// then repeated once in a later ack while it is still above the cumulative point
+/// (so one lost ack does not cause a spurious retransmission). Bounded: beyond `cap`
+/// pending numbers new arrivals are not acked individually (the sender retransmits
+/// them and they are acked then).
 #[derive(Debug)]
 pub struct AckList {
     pending: Vec<(u32, u32)>,
+    repeat: std::collections::VecDeque<u32>,
     cap: usize,
 }
 
@@ -151,6 +154,7 @@ impl AckList {
     pub fn new(cap: usize) -> AckList {
         AckList {
             pending: Vec::with_capacity(cap.min(1024)),
+            repeat: std::collections::VecDeque::new(),
             cap: cap.max(1),
         }
     }
@@ -162,7 +166,7 @@ impl AckList {
         }
     }
 
-    /// Numbers waiting to be acknowledged.
+    /// Numbers waiting to be acknowledged for the first time.
     pub fn len(&self) -> usize {
         self.pending.len()
     }
@@ -172,9 +176,11 @@ impl AckList {
         self.pending.is_empty()
     }
 
-    /// Takes up to `max` numbers (oldest first) into `out`; returns the timestamp to
-    /// echo: the latest (wrap-aware) among them.
-    pub fn take(&mut self, max: usize, out: &mut Vec<u32>) -> u32 {
+    /// Takes up to `max` numbers into `out`: first-time ones (oldest first), then
+    /// repeats of earlier ones that are not below `cumulative` (the receiver's next
+    /// expected number, which acknowledges everything below it anyway). Returns the
+    /// timestamp to echo: the latest (wrap-aware) of the first-time numbers.
+    pub fn take(&mut self, max: usize, cumulative: u32, out: &mut Vec<u32>) -> u32 {
         let n = max.min(self.pending.len());
         let mut ts: Option<u32> = None;
         for &(num, t) in &self.pending[..n] {
@@ -184,6 +190,19 @@ impl AckList {
                 Some(cur) if t.wrapping_sub(cur) < 0x7FFF_FFFF => t,
                 Some(cur) => cur,
             });
+        }
+        while out.len() < max {
+            let Some(num) = self.repeat.pop_front() else {
+                break;
+            };
+            if num.wrapping_sub(cumulative) < 0x8000_0000 {
+                out.push(num);
+            }
+        }
+        for &(num, _) in &self.pending[..n] {
+            if self.repeat.len() < self.cap {
+                self.repeat.push_back(num);
+            }
         }
         self.pending.drain(..n);
         ts.unwrap_or(0)
@@ -362,7 +381,18 @@ mod tests {
         a.add(4, 6); // over the cap
         assert_eq!(a.len(), 3);
         let mut out = Vec::new();
-        assert_eq!(a.take(10, &mut out), 5);
+        assert_eq!(a.take(10, 0, &mut out), 5);
         assert_eq!(out, vec![1, 2, 3]);
+        // Each number is repeated once in a later ack, unless cumulatively covered.
+        a.add(9, 7);
+        out.clear();
+        a.take(10, 2, &mut out);
+        assert_eq!(out, vec![9, 2, 3]);
+        out.clear();
+        a.take(10, 0, &mut out);
+        assert_eq!(out, vec![9]);
+        out.clear();
+        a.take(10, 0, &mut out);
+        assert!(out.is_empty());
     }
 }

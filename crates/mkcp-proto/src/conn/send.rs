@@ -239,13 +239,13 @@ impl SendBuffer {
         let seg = &mut self.segs[i];
         let len = seg.len;
         if seg.transmit > 0 && !seg.lost {
-            self.in_flight -= 1;
-            self.in_flight_bytes -= len as usize;
+            self.in_flight = self.in_flight.saturating_sub(1);
+            self.in_flight_bytes = self.in_flight_bytes.saturating_sub(len as usize);
         }
         seg.acked = true;
         seg.lost = false;
         let buf = std::mem::take(&mut seg.payload);
-        self.bytes -= len as usize;
+        self.bytes = self.bytes.saturating_sub(len as usize);
         self.recycle(buf);
         len
     }
@@ -323,8 +323,8 @@ impl SendBuffer {
     fn mark_lost(&mut self, i: usize, number: u32) {
         let seg = &mut self.segs[i];
         seg.lost = true;
-        self.in_flight -= 1;
-        self.in_flight_bytes -= seg.len as usize;
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.in_flight_bytes = self.in_flight_bytes.saturating_sub(seg.len as usize);
         self.lost.push_back(number);
     }
 
@@ -465,6 +465,8 @@ impl SendBuffer {
             }
             if seg.transmit == 0 {
                 self.total_in_flight = self.total_in_flight.saturating_add(1);
+                self.in_flight += 1;
+                self.in_flight_bytes += seg.len as usize;
                 if number == self.unsent {
                     self.unsent = self.unsent.wrapping_add(1);
                 }
