@@ -136,6 +136,11 @@ impl SendBuffer {
         self.segs.is_empty()
     }
 
+    /// Segments not yet acknowledged (V2Ray's window length). O(n): for tests and stats.
+    pub fn unacked_segments(&self) -> usize {
+        self.segs.iter().filter(|s| !s.acked).count()
+    }
+
     /// Unacknowledged payload bytes held.
     pub fn bytes(&self) -> usize {
         self.bytes

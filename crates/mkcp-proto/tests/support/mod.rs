@@ -108,6 +108,7 @@ impl SimPeer {
             }
             if self.app.sent == self.app.to_send.len()
                 && self.app.shutdown_after_send
+                && self.app.reply_on_eof.is_none()
                 && !self.app.shut
                 && !self.app.closed
             {
@@ -237,6 +238,20 @@ impl Pair {
 
     pub fn elapsed(&self) -> Duration {
         self.net.now() - self.t0
+    }
+
+    /// Runs until `cond(client)` holds (the server node may be gone).
+    pub fn run_until_client(
+        &mut self,
+        max: Duration,
+        mut cond: impl FnMut(&SimPeer) -> bool,
+    ) -> bool {
+        let client = self.client;
+        self.net
+            .run_until_cond(max, |net| {
+                net.node::<SimPeer>(client).is_some_and(&mut cond)
+            })
+            .expect("simulation must not stall")
     }
 
     /// Runs until `cond(client, server)` holds or `max` virtual time passed; returns
