@@ -133,7 +133,7 @@ fn trace_sending_window() {
     for i in 0..6u8 {
         assert_eq!(s.write(&[i], false, 100, usize::MAX), 1);
     }
-    let mut check = |s: &mut SendBuffer, step: usize, flush: Option<(u32, u32, usize)>| {
+    let check = |s: &mut SendBuffer, step: usize, flush: Option<(u32, u32, usize)>| {
         let want = &steps[step];
         if let Some((now, rto, max)) = flush {
             let mut out = Vec::new();
@@ -193,7 +193,7 @@ fn trace_ack_list() {
     let v = vector("trace_ack_list");
     let steps = v["steps"].as_array().unwrap();
     let mut a = V2rayAckList::new(10_000);
-    let mut check = |a: &mut V2rayAckList, step: usize, now: u32, rto: u32| {
+    let check = |a: &mut V2rayAckList, step: usize, now: u32, rto: u32| {
         let got = a.flush(now, rto, 128);
         assert_eq!(
             batches_json(&got),
