@@ -346,10 +346,23 @@ impl Endpoint {
             self.ready.push_back(index);
         }
         let t = e.conn.poll_timeout();
-        if t != e.timer {
-            e.timer = t;
-            if let Some(t) = t {
-                self.timers.push(Reverse((t, index, e.gen)));
+        Self::schedule(&mut self.timers, e, index, t);
+    }
+
+    /// Keeps one heap entry per connection: a new entry only when the deadline moves
+    /// earlier. A later deadline keeps the earlier entry, which then wakes the
+    /// connection a little early (it reschedules itself); this keeps the heap from
+    /// filling with stale entries when deadlines move on every packet.
+    fn schedule(
+        timers: &mut BinaryHeap<Reverse<(Instant, u32, u32)>>,
+        e: &mut Entry,
+        index: u32,
+        t: Option<Instant>,
+    ) {
+        if let Some(t) = t {
+            if e.timer.is_none_or(|cur| t < cur) {
+                e.timer = Some(t);
+                timers.push(Reverse((t, index, e.gen)));
             }
         }
     }
@@ -430,12 +443,7 @@ impl Endpoint {
             self.events.push_back(Event::Connection(id, ev));
         }
         let t = e.conn.poll_timeout();
-        if t != e.timer {
-            e.timer = t;
-            if let Some(t) = t {
-                self.timers.push(Reverse((t, index, e.gen)));
-            }
-        }
+        Self::schedule(&mut self.timers, e, index, t);
     }
 
     /// Earliest time [`Self::handle_timeout`] must run (`None`: no timers).

@@ -125,7 +125,8 @@ impl RecvBuffer {
             self.buffered -= take;
             if self.offset == seg.len() {
                 if let Some(buf) = self.slots[s].take() {
-                    if self.pool.len() < 64 {
+                    // At most one window of buffers: what the window holds anyway.
+                    if self.pool.len() < self.window as usize {
                         self.pool.push(buf);
                     }
                 }

@@ -177,7 +177,7 @@ impl SendBuffer {
     }
 
     fn recycle(&mut self, mut buf: Vec<u8>) {
-        if self.pool.len() < 256 && buf.capacity() > 0 {
+        if self.pool.len() < 2048 && buf.capacity() > 0 {
             buf.clear();
             self.pool.push(buf);
         }
