@@ -127,8 +127,8 @@ pub struct Tuning {
     pub min_rto_ms: u32,
     /// Upper bound on the RTO after backoff (ms).
     pub max_rto_ms: u32,
-    /// Extra receive buffering beyond the window is never done; this caps how many
-    /// bytes of received, in-order data may wait for the application (0 = window only).
+    /// Most acknowledgement numbers queued per connection (bounds the ack list, which
+    /// V2Ray lets grow without limit, spec §5 item 29).
     pub max_ack_list: usize,
 }
 
