@@ -377,3 +377,110 @@ fn events_report_readable_and_terminated() {
     assert_eq!(server.read(sid, now, &mut out).unwrap(), Some(4));
     assert_eq!(&out[..4], b"ping");
 }
+
+/// Counts datagrams and segments of each kind that one side sends, by opening a copy
+/// of every datagram the link delivers.
+fn count_segments(
+    p: &mut Pair,
+    from: std::net::SocketAddr,
+) -> std::rc::Rc<std::cell::RefCell<(u64, u64, u64, u64)>> {
+    let counts = std::rc::Rc::new(std::cell::RefCell::new((0u64, 0u64, 0u64, 0u64)));
+    let c2 = counts.clone();
+    let codec = Codec::new(
+        HeaderKind::None,
+        &Security::Legacy,
+        StdRng::seed_from_u64(0),
+    );
+    p.net.set_tap(move |_, src, _, data| {
+        if src == from {
+            let mut copy = data.clone();
+            if let Ok(pt) = codec.open(&mut copy) {
+                let mut c = c2.borrow_mut();
+                c.0 += 1; // datagrams
+                let mut n = 0;
+                for seg in mkcp_proto::wire::segments(pt) {
+                    n += 1;
+                    match seg {
+                        Segment::Ack(_) => c.1 += 1,
+                        Segment::Data(_) => c.2 += 1,
+                        Segment::Cmd(_) => {}
+                    }
+                }
+                if n > 1 {
+                    c.3 += 1; // datagrams carrying several segments
+                }
+            }
+        }
+        true
+    });
+    counts
+}
+
+#[test]
+fn acks_ride_in_the_same_datagram_as_data() {
+    let mut p = Pair::new(Config::default(), link(10), link(10), 11);
+    // Both sides talk at once: acks for one direction pack with the other's data.
+    p.c().app.to_send = random_bytes(1, 300);
+    p.s().app.reply_on_eof = None;
+    let client = p.client;
+    let counts = count_segments(&mut p, client);
+    let t0 = p.net.now();
+    p.c().pump(t0);
+    assert!(p.run_until(secs(2), |_, s| s.app.received.len() == 300));
+    // The server answers with small writes; each answer also acks the client's data.
+    for i in 0..20 {
+        let now = p.net.now();
+        p.s().app.to_send.extend_from_slice(&[i; 100]);
+        p.s().pump(now);
+        p.c().app.to_send.extend_from_slice(&[i; 100]);
+        let want = p.c().app.received.len() + 100;
+        assert!(p.run_until(secs(2), |c, _| c.app.received.len() >= want));
+        let now = p.net.now();
+        p.c().pump(now);
+    }
+    let c = counts.borrow();
+    assert!(c.3 > 0, "no datagram carried more than one segment: {c:?}");
+}
+
+#[test]
+fn each_arrival_is_acked_at_most_twice_not_every_50_ms() {
+    // V2Ray re-sends the ack of a single Data segment every 50-100 ms until the peer's
+    // sendingNext passes it: 69 acks in 5 s (vector connection_ack_repeat_after_single_data).
+    let mut p = Pair::new(Config::default(), link(10), link(10), 12);
+    let server = p.server;
+    let counts = count_segments(&mut p, server);
+    p.c().app.to_send = b"x".to_vec();
+    let t0 = p.net.now();
+    p.c().pump(t0);
+    p.net.run_for(secs(5)).unwrap();
+    let c = counts.borrow();
+    assert!(
+        c.1 >= 1 && c.1 <= 2,
+        "server sent {} acks for one segment",
+        c.1
+    );
+}
+
+#[test]
+fn retransmissions_back_off_while_the_peer_is_unreachable() {
+    let mut p = Pair::new(Config::default(), link(10), link(10), 13);
+    let server = p.server;
+    p.net.remove_node(server);
+    p.c().app.to_send = b"lost".to_vec();
+    let t0 = p.net.now();
+    p.c().pump(t0);
+    p.net.run_for(secs(10)).unwrap();
+    let c = p.c();
+    let st = c.ep.connection(c.app.id.unwrap()).unwrap().stats();
+    // V2Ray retransmits every RTO (100 ms): about 100 times in 10 s.
+    assert!(
+        st.retransmissions <= 15,
+        "{} retransmissions in 10 s",
+        st.retransmissions
+    );
+    assert!(
+        st.retransmissions >= 5,
+        "gave up too early: {}",
+        st.retransmissions
+    );
+}

@@ -171,6 +171,14 @@ fn run_exchange(seed: u64) -> Duration {
     }
     check_same(&p.c().app.received, &b, seed, "client");
     check_same(&p.s().app.received, &a, seed, "server");
+    for peer in [p.client, p.server] {
+        let n = p.net.node::<support::SimPeer>(peer).unwrap();
+        let st = n.ep.connection(n.app.id.unwrap()).unwrap().stats();
+        assert_eq!(
+            st.out_of_window_received, 0,
+            "seed {seed}: {peer} got data beyond its window"
+        );
+    }
     assert!(
         p.c().app.error.is_none(),
         "seed {seed}: client error {:?}",

@@ -130,6 +130,8 @@ pub struct ConnectionStats {
     pub data_segments_received: u64,
     /// Duplicate or late data segments received.
     pub duplicates_received: u64,
+    /// Data segments received beyond our receive window (dropped).
+    pub out_of_window_received: u64,
     /// Datagrams (plaintexts) produced.
     pub datagrams_sent: u64,
     /// Datagrams delivered to this connection.
@@ -525,7 +527,7 @@ impl Connection {
             self.v2acks.clear(d.sending_next);
         }
         match self.recv.classify(d.number) {
-            Accept::OutOfWindow => {}
+            Accept::OutOfWindow => self.stats.out_of_window_received += 1,
             Accept::Old => {
                 self.stats.duplicates_received += 1;
                 if !self.p.compat {
