@@ -71,7 +71,7 @@ pub use driver::CLOSE_TIMEOUT;
 pub use endpoint::KcpEndpoint;
 pub use error::Error;
 pub use listener::KcpListener;
-pub use stream::{KcpStream, OwnedReadHalf, OwnedWriteHalf};
+pub use stream::{KcpStream, OwnedReadHalf, OwnedWriteHalf, ReuniteError};
 
 pub use mkcp_proto::{
     Config, ConfigError, ConnectionStats, EndpointConfig, EndpointStats, HeaderKind, Security,

@@ -441,6 +441,50 @@ impl OwnedReadHalf {
     }
 }
 
+impl OwnedReadHalf {
+    /// Puts the two halves of one stream back together (for [`KcpStream::close`], for
+    /// instance). Fails, giving both back, if they come from different streams.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> std::io::Result<()> {
+    /// let s = mkcp::KcpStream::connect("127.0.0.1:9", mkcp::Config::default()).await?;
+    /// let (rd, wr) = s.into_split();
+    /// let s = rd.reunite(wr).expect("halves of one stream");
+    /// assert_eq!(s.state(), mkcp::State::Active); // not shut down by the reunion
+    /// # Ok(()) }
+    /// ```
+    pub fn reunite(self, mut other: OwnedWriteHalf) -> Result<KcpStream, ReuniteError> {
+        if !Arc::ptr_eq(&self.inner, &other.inner) {
+            return Err(ReuniteError(self, other));
+        }
+        other.shutdown_on_drop = false;
+        drop(other);
+        Ok(KcpStream { inner: self.inner })
+    }
+}
+
+/// The halves given to [`OwnedReadHalf::reunite`] belong to different streams.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> std::io::Result<()> {
+/// let a = mkcp::KcpStream::connect("127.0.0.1:9", mkcp::Config::default()).await?;
+/// let b = mkcp::KcpStream::connect("127.0.0.1:9", mkcp::Config::default()).await?;
+/// let (ra, _wa) = a.into_split();
+/// let (_rb, wb) = b.into_split();
+/// let mkcp::ReuniteError(_ra, _wb) = ra.reunite(wb).unwrap_err();
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct ReuniteError(pub OwnedReadHalf, pub OwnedWriteHalf);
+
+impl std::fmt::Display for ReuniteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("tried to reunite halves of different streams")
+    }
+}
+
+impl std::error::Error for ReuniteError {}
+
 impl AsyncRead for OwnedReadHalf {
     fn poll_read(
         self: Pin<&mut Self>,
