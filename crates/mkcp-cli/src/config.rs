@@ -1,0 +1,460 @@
+//! Turns `--config FILE` and the kcpSettings flags into one validated
+//! [`mkcp_proto::Config`].
+//!
+//! Order of precedence: flags, then the file, then V2Ray's defaults. The file may be a
+//! bare `kcpSettings` object, a `streamSettings` object, or a whole V2Ray/Xray config
+//! (whose first mKCP `streamSettings` is used; the caller logs which).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use mkcp_proto::config::json::{MAX_MIB, ZERO_BUFFER_BYTES};
+use mkcp_proto::config::MIB;
+use mkcp_proto::{Config, ConfigError, Security};
+use serde_json::Value;
+
+use crate::cli::KcpArgs;
+
+/// A bad command line or configuration: printed as one line, exit code 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// The settings to run with, and where they came from (for the startup log).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The validated settings.
+    pub config: Config,
+    /// `None` when no file was given, else e.g. `inbounds[0].streamSettings of cfg.json`.
+    pub source: Option<String>,
+}
+
+/// What kind of document a config file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    WholeConfig,
+    StreamSettings,
+    KcpSettings,
+}
+
+/// Reads `--config` (if any), applies the flags and validates.
+pub fn load(args: &KcpArgs) -> Result<Loaded, UsageError> {
+    let (mut config, source) = match &args.config {
+        Some(path) => {
+            let (config, source) = load_file(path)?;
+            (config, Some(source))
+        }
+        None => (Config::default(), None),
+    };
+    apply_flags(&mut config, args)?;
+    Ok(Loaded { config, source })
+}
+
+fn load_file(path: &Path) -> Result<(Config, String), UsageError> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError(format!("config {shown}: cannot read the file: {e}")))?;
+    let fail = |e: ConfigError| UsageError(format!("config {shown}: {e}"));
+    // Our own look at the top-level keys decides the shape; the importer then reads it
+    // with V2Ray's rules (comments, case-insensitive keys) and gives the messages.
+    let value: Option<Value> = serde_json::from_str(&strip_comments(&text)).ok();
+    let shape = value.as_ref().map_or(Shape::KcpSettings, shape_of);
+    match shape {
+        Shape::WholeConfig => {
+            let (config, found) = Config::from_v2ray_config_json(&text).map_err(fail)?;
+            Ok((config, format!("{found} of {shown}")))
+        }
+        Shape::StreamSettings => {
+            let config = Config::from_stream_settings_json(&text).map_err(fail)?;
+            Ok((config, format!("streamSettings object {shown}")))
+        }
+        Shape::KcpSettings => {
+            let config = Config::from_kcp_settings_json(&text).map_err(fail)?;
+            Ok((config, format!("kcpSettings object {shown}")))
+        }
+    }
+}
+
+fn shape_of(value: &Value) -> Shape {
+    let Value::Object(map) = value else {
+        return Shape::KcpSettings;
+    };
+    let has = |names: &[&str]| {
+        map.keys()
+            .any(|k| names.iter().any(|n| k.eq_ignore_ascii_case(n)))
+    };
+    if has(&[
+        "inbounds",
+        "outbounds",
+        "inbound",
+        "outbound",
+        "inboundDetour",
+        "outboundDetour",
+        "transport",
+    ]) {
+        Shape::WholeConfig
+    } else if has(&["network", "kcpSettings", "finalmask"]) {
+        Shape::StreamSettings
+    } else {
+        Shape::KcpSettings
+    }
+}
+
+/// Blanks out `//`, `/* */` and `#` comments outside strings, as V2Ray's config reader
+/// allows them; only used to look at the top-level keys.
+fn strip_comments(text: &str) -> String {
+    #[derive(PartialEq)]
+    enum S {
+        Code,
+        Str,
+        StrEscape,
+        Line,
+        Block,
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut state = S::Code;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match state {
+            S::Code => match c {
+                '"' => {
+                    state = S::Str;
+                    out.push(c);
+                }
+                '#' => state = S::Line,
+                '/' if chars.peek() == Some(&'/') => {
+                    chars.next();
+                    state = S::Line;
+                }
+                '/' if chars.peek() == Some(&'*') => {
+                    chars.next();
+                    state = S::Block;
+                }
+                _ => out.push(c),
+            },
+            S::Str => {
+                state = match c {
+                    '\\' => S::StrEscape,
+                    '"' => S::Code,
+                    _ => S::Str,
+                };
+                out.push(c);
+            }
+            S::StrEscape => {
+                state = S::Str;
+                out.push(c);
+            }
+            S::Line => {
+                if c == '\n' {
+                    state = S::Code;
+                    out.push(c);
+                }
+            }
+            S::Block => {
+                if c == '*' && chars.peek() == Some(&'/') {
+                    chars.next();
+                    state = S::Code;
+                    out.push(' ');
+                }
+            }
+        }
+    }
+    out
+}
+
+fn flag_error(flag: &str, e: impl fmt::Display) -> UsageError {
+    UsageError(format!("invalid {flag}: {e}"))
+}
+
+fn check_range(
+    flag: &str,
+    field: &'static str,
+    value: u32,
+    lo: u32,
+    hi: u32,
+    allowed: &'static str,
+) -> Result<u32, UsageError> {
+    if value < lo || value > hi {
+        return Err(flag_error(
+            flag,
+            ConfigError::OutOfRange {
+                field,
+                value: u64::from(value),
+                allowed,
+            },
+        ));
+    }
+    Ok(value)
+}
+
+fn buffer_bytes(flag: &str, field: &'static str, mib: u32) -> Result<u32, UsageError> {
+    let mib = check_range(
+        flag,
+        field,
+        mib,
+        0,
+        MAX_MIB,
+        "0 to 4095 (MiB; 0 means 512 KiB)",
+    )?;
+    Ok(if mib == 0 {
+        ZERO_BUFFER_BYTES
+    } else {
+        mib * MIB
+    })
+}
+
+/// Applies the flags that were given, checking each against V2Ray's range, then
+/// validates the whole.
+pub fn apply_flags(config: &mut Config, args: &KcpArgs) -> Result<(), UsageError> {
+    if let Some(v) = args.mtu {
+        config.mtu = check_range("--mtu", "mtu", v, 576, 1460, "576 to 1460")?;
+    }
+    if let Some(v) = args.tti {
+        config.tti = check_range("--tti", "tti", v, 10, 100, "10 to 100 (ms)")?;
+    }
+    if let Some(v) = args.uplink {
+        config.uplink_capacity = check_range(
+            "--uplink",
+            "uplinkCapacity",
+            v,
+            0,
+            MAX_MIB,
+            "0 to 4095 (MiB/s)",
+        )?;
+    }
+    if let Some(v) = args.downlink {
+        config.downlink_capacity = check_range(
+            "--downlink",
+            "downlinkCapacity",
+            v,
+            0,
+            MAX_MIB,
+            "0 to 4095 (MiB/s)",
+        )?;
+    }
+    if let Some(v) = args.congestion {
+        config.congestion = v;
+    }
+    if let Some(v) = args.read_buffer {
+        config.read_buffer_size = buffer_bytes("--read-buffer", "readBufferSize", v)?;
+    }
+    if let Some(v) = args.write_buffer {
+        config.write_buffer_size = buffer_bytes("--write-buffer", "writeBufferSize", v)?;
+    }
+    if let Some(h) = &args.header {
+        config.header = h.clone();
+    }
+    if let Some(seed) = &args.seed {
+        config.security = Security::AesGcm { seed: seed.clone() };
+    }
+    config.validate().map_err(|e| {
+        let flag = match e.innermost() {
+            ConfigError::OutOfRange { field, .. } => match *field {
+                "mtu" => "--mtu",
+                "tti" => "--tti",
+                "uplinkCapacity" => "--uplink",
+                "downlinkCapacity" => "--downlink",
+                "readBufferSize" => "--read-buffer",
+                "writeBufferSize" => "--write-buffer",
+                _ => "settings",
+            },
+            ConfigError::Header(_) => "--header",
+            _ => "settings",
+        };
+        flag_error(flag, e)
+    })
+}
+
+/// One line describing the settings, for the startup log.
+pub fn describe(config: &Config) -> String {
+    let buffer = |bytes: u32| {
+        if bytes % MIB == 0 {
+            format!("{} MiB", bytes / MIB)
+        } else {
+            format!("{} KiB", bytes / 1024)
+        }
+    };
+    format!(
+        "mtu {}, tti {} ms, capacity up {} / down {} MiB/s, congestion {}, buffers read {} / \
+         write {}, header {}, {}",
+        config.mtu,
+        config.tti,
+        config.uplink_capacity,
+        config.downlink_capacity,
+        if config.congestion { "on" } else { "off" },
+        buffer(config.read_buffer_size),
+        buffer(config.write_buffer_size),
+        config.header.name(),
+        match config.security {
+            Security::Legacy => "legacy envelope (no seed)",
+            Security::AesGcm { .. } => "aes-128-gcm (seed)",
+            _ => config.security.name(),
+        },
+    )
+}
+
+/// The warning to log when the legacy envelope would carry traffic off this host, if so.
+pub fn legacy_warning(config: &Config, addr: &SocketAddr) -> Option<String> {
+    if !matches!(config.security, Security::Legacy) || addr.ip().is_loopback() {
+        return None;
+    }
+    Some(format!(
+        "no seed: mKCP traffic on {addr} uses V2Ray's legacy envelope, which is obfuscation \
+         (checksum + xor), not encryption; anyone on the path can read and forge it. Set the \
+         same --seed (or kcpSettings.seed) on both ends for AES-128-GCM"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    fn with_file(f: &tempfile::NamedTempFile) -> KcpArgs {
+        KcpArgs {
+            config: Some(f.path().to_path_buf()),
+            ..KcpArgs::default()
+        }
+    }
+
+    #[test]
+    fn defaults_are_v2rays() {
+        let l = load(&KcpArgs::default()).unwrap();
+        assert_eq!(l.config, Config::default());
+        assert!(l.source.is_none());
+    }
+
+    #[test]
+    fn bare_kcp_settings() {
+        let f = file(r#"{"mtu": 1400, "seed": "x"} // comment"#);
+        let l = load(&with_file(&f)).unwrap();
+        assert_eq!(l.config.mtu, 1400);
+        assert_eq!(l.config.security.name(), "aes-128-gcm");
+        assert!(l.source.unwrap().starts_with("kcpSettings object"));
+    }
+
+    #[test]
+    fn stream_settings() {
+        let f =
+            file(r#"{"network": "kcp", "kcpSettings": {"tti": 20, "header": {"type": "srtp"}}}"#);
+        let l = load(&with_file(&f)).unwrap();
+        assert_eq!(l.config.tti, 20);
+        assert_eq!(l.config.header.name(), "srtp");
+    }
+
+    #[test]
+    fn whole_config_names_where_found() {
+        let f = file(
+            r#"{
+              # a comment
+              "inbounds": [{"port": 1, "protocol": "socks"},
+                           {"port": 2, "protocol": "dokodemo-door",
+                            "streamSettings": {"network": "mkcp", "kcpSettings": {"mtu": 1200}}}]
+            }"#,
+        );
+        let l = load(&with_file(&f)).unwrap();
+        assert_eq!(l.config.mtu, 1200);
+        assert!(
+            l.source
+                .as_deref()
+                .unwrap()
+                .starts_with("inbounds[1].streamSettings of "),
+            "{:?}",
+            l.source
+        );
+    }
+
+    #[test]
+    fn whole_config_without_mkcp_is_an_error() {
+        let f = file(r#"{"inbounds": [{"port": 1, "protocol": "socks"}]}"#);
+        let e = load(&with_file(&f)).unwrap_err();
+        assert!(e.0.contains("no mKCP settings found"), "{e}");
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let f = file(r#"{"mtu": 1400, "tti": 20}"#);
+        let mut args = with_file(&f);
+        args.mtu = Some(1300);
+        args.write_buffer = Some(0);
+        let l = load(&args).unwrap();
+        assert_eq!((l.config.mtu, l.config.tti), (1300, 20));
+        assert_eq!(l.config.write_buffer_size, 512 * 1024);
+    }
+
+    #[test]
+    fn bad_flag_names_field_value_and_range() {
+        let args = KcpArgs {
+            tti: Some(5),
+            ..KcpArgs::default()
+        };
+        assert_eq!(
+            load(&args).unwrap_err().0,
+            "invalid --tti: tti = 5 is out of range: allowed 10 to 100 (ms)"
+        );
+        let args = KcpArgs {
+            read_buffer: Some(4096),
+            ..KcpArgs::default()
+        };
+        let e = load(&args).unwrap_err().0;
+        assert!(e.contains("readBufferSize = 4096"), "{e}");
+    }
+
+    #[test]
+    fn bad_file_value_names_the_path() {
+        let f = file(
+            r#"{"outbounds": [{"protocol": "freedom", "streamSettings": {"network": "kcp", "kcpSettings": {"mtu": 99}}}]}"#,
+        );
+        let e = load(&with_file(&f)).unwrap_err().0;
+        assert!(
+            e.contains("outbounds[0].streamSettings.kcpSettings") && e.contains("mtu = 99"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn missing_file() {
+        let args = KcpArgs {
+            config: Some("/nonexistent/mkcp.json".into()),
+            ..KcpArgs::default()
+        };
+        let e = load(&args).unwrap_err().0;
+        assert!(
+            e.starts_with("config /nonexistent/mkcp.json: cannot read"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn comments_are_stripped_outside_strings() {
+        assert_eq!(
+            strip_comments("{\"a\": \"//x#\" /* c */, # d\n}"),
+            "{\"a\": \"//x#\"  , \n}"
+        );
+    }
+
+    #[test]
+    fn legacy_warning_only_off_loopback() {
+        let c = Config::default();
+        assert!(legacy_warning(&c, &"127.0.0.1:1".parse().unwrap()).is_none());
+        assert!(legacy_warning(&c, &"0.0.0.0:1".parse().unwrap()).is_some());
+        let mut s = Config::default();
+        s.security = Security::AesGcm { seed: "x".into() };
+        assert!(legacy_warning(&s, &"0.0.0.0:1".parse().unwrap()).is_none());
+    }
+}
