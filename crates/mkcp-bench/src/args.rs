@@ -1,0 +1,312 @@
+//! The command line of `mkcp bench` and the names it accepts: link scenarios, kcp
+//! variants and endpoint pairs.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use mkcp_netem::LinkConfig;
+use serde::{Deserialize, Serialize};
+
+/// `mkcp bench`: goodput, CPU per GB, memory, wire overhead and echo RTT of mkcp and
+/// V2Ray side by side, each endpoint a separate process, through a user-space emulated
+/// link (mkcp-netem) on 127.0.0.1.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Repetitions of every (scenario, kcp variant, pair); tables and charts show medians.
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub runs: u32,
+    /// Link scenarios, comma-separated: clean (no impairment), wan30 (30 ms one way,
+    /// 2 % loss, 100 Mbit/s, 1-BDP queue), wan100 (100 ms, 5 %, 20 Mbit/s, 1-BDP queue).
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "clean,wan30,wan100"
+    )]
+    pub scenarios: Vec<LinkScenario>,
+    /// kcpSettings variants, comma-separated: default (V2Ray's defaults), congestion
+    /// (the same with `congestion: true`).
+    #[arg(
+        long = "kcp",
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "default,congestion"
+    )]
+    pub variants: Vec<KcpVariant>,
+    /// Endpoint pairs (client-server), comma-separated: mkcp-mkcp, mkcp-v2ray,
+    /// v2ray-mkcp, v2ray-v2ray (or mm, mv, vm, vv).
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "mkcp-mkcp,mkcp-v2ray,v2ray-mkcp,v2ray-v2ray"
+    )]
+    pub pairs: Vec<PairKind>,
+    /// Length of each bulk transfer (client to server), e.g. 10s.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_run_duration)]
+    pub duration: Duration,
+    /// Timed 64-byte echo round trips per run (after 5 untimed ones); 0 skips the echo test.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub rtt_samples: usize,
+    /// Upper bound on the time spent on echoes per run (fewer samples on slow links).
+    #[arg(long, value_name = "DURATION", default_value = "8s", value_parser = parse_run_duration)]
+    pub rtt_time: Duration,
+    /// Folder for results.md, results.json and the SVG charts.
+    #[arg(long, value_name = "DIR", default_value = "bench-results")]
+    pub out: PathBuf,
+    /// The mkcp binary to benchmark [default: $MKCP_BIN, else `mkcp` next to this
+    /// executable].
+    #[arg(long, value_name = "PATH")]
+    pub mkcp_bin: Option<PathBuf>,
+    /// The V2Ray binary [default: $MKCP_V2RAY_BIN, else v2ray on PATH, else /usr/bin/v2ray].
+    #[arg(long, value_name = "PATH")]
+    pub v2ray_bin: Option<PathBuf>,
+    /// Base seed of the emulated links' random choices (run i uses SEED + 2i and
+    /// SEED + 2i + 1 for its two directions).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+}
+
+fn parse_run_duration(s: &str) -> Result<Duration, String> {
+    let d = mkcp_netem::parse::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
+        return Err(format!("{s}: must be between 100ms and 1h"));
+    }
+    Ok(d)
+}
+
+/// An emulated link between client and server (the same each way).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkScenario {
+    /// The relay with no impairment: loopback speed, limited by the relay itself.
+    Clean,
+    /// 30 ms one way, 2 % random loss each way, 100 Mbit/s bottleneck, 750 kB queue (1 BDP).
+    Wan30,
+    /// 100 ms one way, 5 % random loss each way, 20 Mbit/s bottleneck, 500 kB queue (1 BDP).
+    Wan100,
+}
+
+impl LinkScenario {
+    /// Short name used on the command line and in file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkScenario::Clean => "clean",
+            LinkScenario::Wan30 => "wan30",
+            LinkScenario::Wan100 => "wan100",
+        }
+    }
+
+    /// Human description for tables.
+    pub fn describe(self) -> &'static str {
+        match self {
+            LinkScenario::Clean => "clean loopback",
+            LinkScenario::Wan30 => "30 ms, 2 %, 100 Mbit/s",
+            LinkScenario::Wan100 => "100 ms, 5 %, 20 Mbit/s",
+        }
+    }
+
+    /// The bottleneck rate in bits per second, if any.
+    pub fn rate_bps(self) -> Option<u64> {
+        match self {
+            LinkScenario::Clean => None,
+            LinkScenario::Wan30 => Some(100_000_000),
+            LinkScenario::Wan100 => Some(20_000_000),
+        }
+    }
+
+    /// Random loss probability each way.
+    pub fn loss(self) -> f64 {
+        match self {
+            LinkScenario::Clean => 0.0,
+            LinkScenario::Wan30 => 0.02,
+            LinkScenario::Wan100 => 0.05,
+        }
+    }
+
+    /// One-way delay.
+    pub fn delay(self) -> Duration {
+        match self {
+            LinkScenario::Clean => Duration::ZERO,
+            LinkScenario::Wan30 => Duration::from_millis(30),
+            LinkScenario::Wan100 => Duration::from_millis(100),
+        }
+    }
+
+    /// Bottleneck queue: one bandwidth-delay product (rate × round-trip time).
+    pub fn queue_bytes(self) -> usize {
+        match self.rate_bps() {
+            Some(bps) => (bps as f64 / 8.0 * 2.0 * self.delay().as_secs_f64()) as usize,
+            None => 0,
+        }
+    }
+
+    /// The link's capacity in bytes per second of UDP payload, if limited.
+    pub fn capacity_bytes_per_sec(self) -> Option<f64> {
+        self.rate_bps().map(|b| b as f64 / 8.0)
+    }
+
+    /// The link model for one direction, with the given random seed.
+    pub fn link(self, seed: u64) -> LinkConfig {
+        let mut l = LinkConfig::default()
+            .delay(self.delay())
+            .loss(self.loss())
+            .seed(seed);
+        if let Some(bps) = self.rate_bps() {
+            l = l.rate_bps(bps).queue_bytes(self.queue_bytes());
+        }
+        l
+    }
+}
+
+impl fmt::Display for LinkScenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which kcpSettings both ends use.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum KcpVariant {
+    /// V2Ray's defaults: mtu 1350, tti 50, uplink 5, downlink 20, no congestion control,
+    /// 2 MiB buffers, no header, legacy envelope.
+    Default,
+    /// The defaults with `congestion: true`.
+    Congestion,
+}
+
+impl KcpVariant {
+    /// Short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            KcpVariant::Default => "default",
+            KcpVariant::Congestion => "congestion",
+        }
+    }
+
+    /// Whether `congestion` is on.
+    pub fn congestion(self) -> bool {
+        matches!(self, KcpVariant::Congestion)
+    }
+}
+
+impl fmt::Display for KcpVariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which implementation runs each end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Implementation {
+    /// The `mkcp` binary (`mkcp client` / `mkcp server`).
+    Mkcp,
+    /// V2Ray 4.34.
+    V2ray,
+}
+
+impl Implementation {
+    /// Short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Implementation::Mkcp => "mkcp",
+            Implementation::V2ray => "v2ray",
+        }
+    }
+}
+
+/// A client implementation and a server implementation.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize, Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum PairKind {
+    /// mkcp client and mkcp server.
+    #[value(name = "mkcp-mkcp", alias = "mm")]
+    MkcpMkcp,
+    /// mkcp client, V2Ray server.
+    #[value(name = "mkcp-v2ray", alias = "mv")]
+    MkcpV2ray,
+    /// V2Ray client, mkcp server.
+    #[value(name = "v2ray-mkcp", alias = "vm")]
+    V2rayMkcp,
+    /// V2Ray client and V2Ray server.
+    #[value(name = "v2ray-v2ray", alias = "vv")]
+    V2rayV2ray,
+}
+
+impl PairKind {
+    /// All four, in table order.
+    pub const ALL: [PairKind; 4] = [
+        PairKind::MkcpMkcp,
+        PairKind::MkcpV2ray,
+        PairKind::V2rayMkcp,
+        PairKind::V2rayV2ray,
+    ];
+
+    /// The client's implementation.
+    pub fn client(self) -> Implementation {
+        match self {
+            PairKind::MkcpMkcp | PairKind::MkcpV2ray => Implementation::Mkcp,
+            _ => Implementation::V2ray,
+        }
+    }
+
+    /// The server's implementation.
+    pub fn server(self) -> Implementation {
+        match self {
+            PairKind::MkcpMkcp | PairKind::V2rayMkcp => Implementation::Mkcp,
+            _ => Implementation::V2ray,
+        }
+    }
+
+    /// `client-server`, e.g. `mkcp-v2ray`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PairKind::MkcpMkcp => "mkcp-mkcp",
+            PairKind::MkcpV2ray => "mkcp-v2ray",
+            PairKind::V2rayMkcp => "v2ray-mkcp",
+            PairKind::V2rayV2ray => "v2ray-v2ray",
+        }
+    }
+
+    /// `client → server` for tables.
+    pub fn arrow(self) -> String {
+        format!("{} → {}", self.client().name(), self.server().name())
+    }
+
+    /// Whether either end is V2Ray.
+    pub fn needs_v2ray(self) -> bool {
+        self.client() == Implementation::V2ray || self.server() == Implementation::V2ray
+    }
+
+    /// Whether either end is mkcp.
+    pub fn needs_mkcp(self) -> bool {
+        self.client() == Implementation::Mkcp || self.server() == Implementation::Mkcp
+    }
+}
+
+impl fmt::Display for PairKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Removes repeated entries, keeping the first occurrence of each.
+pub fn dedup_keep_order<T: PartialEq + Copy>(items: &[T]) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(items.len());
+    for &i in items {
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
+}

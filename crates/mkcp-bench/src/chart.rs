@@ -1,0 +1,204 @@
+//! SVG bar charts of the medians (plotters, SVG backend only: no system fonts needed,
+//! text is left to the SVG viewer).
+//!
+//! Each chart is a row of panels, one per (link, kcp) cell, each with its own y scale
+//! (goodput on a clean loopback and on a 20 Mbit/s link differ by orders of magnitude),
+//! and one bar per endpoint pair, labelled with its value.
+
+use anyhow::{anyhow, Result};
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::args::PairKind;
+use crate::report::Summary;
+
+/// Bar colours by pair, in [`PairKind::ALL`] order.
+const COLOURS: [RGBColor; 4] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0xd6, 0x27, 0x28),
+];
+
+fn colour(pair: PairKind) -> RGBColor {
+    let i = PairKind::ALL.iter().position(|p| *p == pair).unwrap_or(0);
+    COLOURS[i % COLOURS.len()]
+}
+
+/// One chart to draw: a metric of the summaries.
+pub struct Metric {
+    /// File name (without `.svg`).
+    pub file: &'static str,
+    /// Chart title.
+    pub title: &'static str,
+    /// Decimals of the value labels.
+    pub decimals: usize,
+    /// The value of a summary.
+    pub value: fn(&Summary) -> Option<f64>,
+}
+
+/// The charts `mkcp bench` writes.
+pub const METRICS: [Metric; 6] = [
+    Metric {
+        file: "goodput",
+        title: "Goodput, MB/s (higher is better)",
+        decimals: 2,
+        value: |s| s.goodput_mb_s,
+    },
+    Metric {
+        file: "cpu_per_gb",
+        title: "CPU seconds per GB, client + server (lower is better)",
+        decimals: 1,
+        value: |s| s.cpu_total_s_per_gb,
+    },
+    Metric {
+        file: "wire_ratio",
+        title: "Wire bytes / payload bytes, both directions (lower is better)",
+        decimals: 3,
+        value: |s| s.wire_ratio,
+    },
+    Metric {
+        file: "rtt_p50",
+        title: "Echo round trip p50, ms (lower is better)",
+        decimals: 1,
+        value: |s| s.rtt_p50_ms,
+    },
+    Metric {
+        file: "rtt_p99",
+        title: "Echo round trip p99, ms (lower is better)",
+        decimals: 1,
+        value: |s| s.rtt_p99_ms,
+    },
+    Metric {
+        file: "peak_rss",
+        title: "Peak RSS, client + server, MiB (lower is better)",
+        decimals: 1,
+        value: |s| match (s.rss_client_mib, s.rss_server_mib) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        },
+    },
+];
+
+/// Renders `metric` over `summaries` as an SVG document.
+pub fn render(metric: &Metric, summaries: &[Summary]) -> Result<String> {
+    // Panels: (scenario, variant) in order of first appearance; bars: pairs.
+    let mut cells = Vec::new();
+    for s in summaries {
+        if !cells.contains(&(s.scenario, s.variant)) {
+            cells.push((s.scenario, s.variant));
+        }
+    }
+    let mut pairs: Vec<PairKind> = Vec::new();
+    for p in PairKind::ALL {
+        if summaries.iter().any(|s| s.pair == p) {
+            pairs.push(p);
+        }
+    }
+    let panels = cells.len().max(1);
+    let width = (220 * panels as u32).max(480);
+    let height = 420;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let (top, rest) = root.split_vertically(36);
+        let (body, legend) = rest.split_vertically(height - 36 - 36);
+        top.draw(&Text::new(
+            metric.title,
+            (10, 10),
+            ("sans-serif", 18).into_font().color(&BLACK),
+        ))
+        .map_err(err)?;
+        let areas = body.split_evenly((1, panels));
+        for (area, (scenario, variant)) in areas.iter().zip(&cells) {
+            let bars: Vec<(PairKind, Option<f64>)> = pairs
+                .iter()
+                .map(|p| {
+                    let v = summaries
+                        .iter()
+                        .find(|s| s.scenario == *scenario && s.variant == *variant && s.pair == *p)
+                        .and_then(metric.value)
+                        .filter(|v| v.is_finite());
+                    (*p, v)
+                })
+                .collect();
+            let max = bars.iter().filter_map(|b| b.1).fold(0.0f64, f64::max);
+            let ymax = if max > 0.0 { max * 1.2 } else { 1.0 };
+            let mut chart = ChartBuilder::on(area)
+                .caption(
+                    format!("{} / {}", scenario.describe(), variant),
+                    ("sans-serif", 13),
+                )
+                .margin(6)
+                .x_label_area_size(8)
+                .y_label_area_size(44)
+                .build_cartesian_2d(0f64..bars.len().max(1) as f64, 0f64..ymax)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .disable_x_axis()
+                .y_labels(6)
+                .y_label_style(("sans-serif", 11))
+                .draw()
+                .map_err(err)?;
+            let label_style = ("sans-serif", 10)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Center, VPos::Bottom));
+            for (i, (pair, v)) in bars.iter().enumerate() {
+                let x0 = i as f64 + 0.12;
+                let x1 = i as f64 + 0.88;
+                match v {
+                    Some(v) => {
+                        chart
+                            .draw_series(std::iter::once(Rectangle::new(
+                                [(x0, 0.0), (x1, *v)],
+                                colour(*pair).filled(),
+                            )))
+                            .map_err(err)?;
+                        chart
+                            .draw_series(std::iter::once(Text::new(
+                                format!("{v:.prec$}", prec = metric.decimals),
+                                (i as f64 + 0.5, *v + ymax * 0.01),
+                                label_style.clone(),
+                            )))
+                            .map_err(err)?;
+                    }
+                    None => {
+                        chart
+                            .draw_series(std::iter::once(Text::new(
+                                "n/a",
+                                (i as f64 + 0.5, ymax * 0.01),
+                                label_style.clone(),
+                            )))
+                            .map_err(err)?;
+                    }
+                }
+            }
+        }
+        for (i, p) in pairs.iter().enumerate() {
+            let x = 10 + 170 * i as i32;
+            legend
+                .draw(&Rectangle::new(
+                    [(x, 12), (x + 14, 26)],
+                    colour(*p).filled(),
+                ))
+                .map_err(err)?;
+            legend
+                .draw(&Text::new(
+                    p.arrow(),
+                    (x + 20, 12),
+                    ("sans-serif", 13).into_font().color(&BLACK),
+                ))
+                .map_err(err)?;
+        }
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
+}
+
+fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("drawing a chart: {e:?}")
+}

@@ -1,0 +1,312 @@
+//! One measurement: start the two endpoints and the emulated link between them, run the
+//! echo test, then the bulk transfer, read the counters, tear everything down.
+//!
+//! ```text
+//!  bench (writer / echo) --TCP--> client endpoint --mKCP/UDP--> netem relay --UDP-->
+//!      server endpoint --TCP--> bench target (sink / echo)
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use mkcp_netem::{Relay, RelayHandle, RelayStats};
+use mkcp_v2ray::{free_tcp_port, free_udp_port, localhost, KcpParams, V2rayBin};
+
+use crate::args::{Implementation, KcpVariant, LinkScenario, PairKind};
+use crate::procs::{load_average, EndpointProcess, MkcpProcess};
+use crate::report::Measurement;
+use crate::stats::percentile;
+use crate::target::{echo_rtts, BulkWriter, Target};
+
+/// Size of an echo message.
+pub const ECHO_SIZE: usize = 64;
+/// Untimed echo rounds before the timed ones.
+pub const ECHO_WARMUP: usize = 5;
+
+/// What is shared by all runs: binaries, the TCP target and the relay's runtime.
+pub struct Env {
+    /// The mkcp binary, if any pair needs it.
+    pub mkcp_bin: Option<PathBuf>,
+    /// V2Ray, if any pair needs it.
+    pub v2ray: Option<V2rayBin>,
+    /// The sink/echo service behind the server endpoint.
+    pub target: Target,
+    /// Runs the netem relays (one worker thread of their own).
+    pub runtime: tokio::runtime::Runtime,
+}
+
+impl Env {
+    /// Starts the target and the relay runtime.
+    pub fn new(mkcp_bin: Option<PathBuf>, v2ray: Option<V2rayBin>) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("bench-netem")
+            .enable_all()
+            .build()
+            .context("starting the relay runtime")?;
+        Ok(Env {
+            mkcp_bin,
+            v2ray,
+            target: Target::start()?,
+            runtime,
+        })
+    }
+}
+
+/// One cell of the matrix, one repetition.
+#[derive(Debug, Clone, Copy)]
+pub struct RunSpec {
+    /// The link.
+    pub scenario: LinkScenario,
+    /// kcpSettings.
+    pub variant: KcpVariant,
+    /// Who runs client and server.
+    pub pair: PairKind,
+    /// Repetition index, from 0.
+    pub run: u32,
+    /// Bulk transfer length.
+    pub duration: Duration,
+    /// Timed echo samples wanted.
+    pub rtt_samples: usize,
+    /// Time budget for the echo test.
+    pub rtt_time: Duration,
+    /// Link seed base.
+    pub seed: u64,
+}
+
+/// The relay, shut down on drop.
+struct RelayGuard<'a> {
+    handle: Option<RelayHandle>,
+    runtime: &'a tokio::runtime::Runtime,
+}
+
+impl RelayGuard<'_> {
+    fn stats(&self) -> RelayStats {
+        self.handle
+            .as_ref()
+            .map(RelayHandle::stats)
+            .unwrap_or_default()
+    }
+    fn addr(&self) -> SocketAddr {
+        self.handle
+            .as_ref()
+            .map(RelayHandle::local_addr)
+            .expect("relay is running")
+    }
+}
+
+impl Drop for RelayGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            let _ = self.runtime.block_on(async {
+                tokio::time::timeout(Duration::from_secs(2), h.shutdown()).await
+            });
+        }
+    }
+}
+
+fn kcp_params(variant: KcpVariant) -> KcpParams {
+    KcpParams {
+        congestion: variant.congestion(),
+        ..KcpParams::default()
+    }
+}
+
+/// Starts a server endpoint of `imp` on a free UDP port forwarding to `target`.
+fn start_server(
+    env: &Env,
+    imp: Implementation,
+    variant: KcpVariant,
+    target: SocketAddr,
+) -> Result<(EndpointProcess, SocketAddr)> {
+    let mut last = None;
+    for _ in 0..3 {
+        let port = free_udp_port().context("picking a UDP port")?;
+        let r = match imp {
+            Implementation::Mkcp => MkcpProcess::server(
+                env.mkcp_bin.as_deref().context("no mkcp binary")?,
+                localhost(port),
+                target,
+                variant.congestion(),
+            )
+            .map(EndpointProcess::Mkcp),
+            Implementation::V2ray => EndpointProcess::v2ray_server(
+                env.v2ray.as_ref().context("no V2Ray binary")?,
+                port,
+                target,
+                &kcp_params(variant),
+            ),
+        };
+        match r {
+            Ok(p) => return Ok((p, localhost(port))),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last
+        .expect("attempted")
+        .context("starting the server endpoint"))
+}
+
+/// Starts a client endpoint of `imp` on a free TCP port dialling `server`.
+fn start_client(
+    env: &Env,
+    imp: Implementation,
+    variant: KcpVariant,
+    server: SocketAddr,
+) -> Result<(EndpointProcess, SocketAddr)> {
+    let mut last = None;
+    for _ in 0..3 {
+        let port = free_tcp_port().context("picking a TCP port")?;
+        let r = match imp {
+            Implementation::Mkcp => MkcpProcess::client(
+                env.mkcp_bin.as_deref().context("no mkcp binary")?,
+                localhost(port),
+                server,
+                variant.congestion(),
+            )
+            .map(EndpointProcess::Mkcp),
+            Implementation::V2ray => EndpointProcess::v2ray_client(
+                env.v2ray.as_ref().context("no V2Ray binary")?,
+                port,
+                server,
+                &kcp_params(variant),
+            ),
+        };
+        match r {
+            Ok(p) => return Ok((p, localhost(port))),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last
+        .expect("attempted")
+        .context("starting the client endpoint"))
+}
+
+/// Runs one measurement. Every step is bounded in time; every process and the relay are
+/// gone when this returns, whatever happened.
+pub fn run_one(env: &Env, spec: &RunSpec, cancel: &AtomicBool) -> Result<Measurement> {
+    let load_before = load_average();
+    let (mut server, server_addr) =
+        start_server(env, spec.pair.server(), spec.variant, env.target.addr())?;
+    let up = spec.scenario.link(spec.seed + 2 * u64::from(spec.run));
+    let down = spec.scenario.link(spec.seed + 2 * u64::from(spec.run) + 1);
+    let handle = env
+        .runtime
+        .block_on(Relay::start(
+            "127.0.0.1:0".parse().expect("address"),
+            server_addr,
+            up,
+            down,
+        ))
+        .context("starting the netem relay")?;
+    let relay = RelayGuard {
+        handle: Some(handle),
+        runtime: &env.runtime,
+    };
+    let (mut client, entry) = start_client(env, spec.pair.client(), spec.variant, relay.addr())?;
+
+    // 1. Echo round trips on the idle link.
+    let rtts = if spec.rtt_samples > 0 {
+        echo_rtts(
+            entry,
+            ECHO_SIZE,
+            ECHO_WARMUP,
+            spec.rtt_samples,
+            spec.rtt_time,
+            cancel,
+        )
+        .context("echo test")?
+    } else {
+        Vec::new()
+    };
+    check(cancel, &mut client, &mut server)?;
+    // Let the echo session's close settle before the bulk transfer.
+    thread::sleep(Duration::from_millis(200));
+
+    // 2. Bulk transfer for a fixed time.
+    let sunk0 = env.target.sunk();
+    let relay0 = relay.stats();
+    let cpu_c0 = client.cpu_secs()?;
+    let cpu_s0 = server.cpu_secs()?;
+    let start = Instant::now();
+    let writer = BulkWriter::start(entry)?;
+    let deadline = start + spec.duration;
+    while Instant::now() < deadline {
+        thread::sleep((deadline - Instant::now()).min(Duration::from_millis(50)));
+        check(cancel, &mut client, &mut server)?;
+        if writer.failed() {
+            break;
+        }
+    }
+    let elapsed = start.elapsed();
+    let sunk = env.target.sunk() - sunk0;
+    let relay1 = relay.stats();
+    let cpu_client = client.cpu_secs()? - cpu_c0;
+    let cpu_server = server.cpu_secs()? - cpu_s0;
+    let rss_client = client.peak_rss()?;
+    let rss_server = server.peak_rss()?;
+    let written = writer.written();
+    let early = writer.failed();
+    let writer_result = writer.stop();
+    if early {
+        writer_result.context("the bulk transfer stopped early")?;
+        bail!("the bulk transfer stopped early");
+    }
+    if sunk == 0 {
+        bail!(
+            "no byte reached the sink in {:.1} s ({written} bytes written into the client); \
+             client: {}; server: {}",
+            elapsed.as_secs_f64(),
+            client.log_tail(),
+            server.log_tail()
+        );
+    }
+    let wire_up = relay1.up.bytes_in - relay0.up.bytes_in;
+    let wire_down = relay1.down.bytes_in - relay0.down.bytes_in;
+    let dropped = (relay1.up.dropped() + relay1.down.dropped())
+        - (relay0.up.dropped() + relay0.down.dropped());
+    let packets = (relay1.up.packets_in + relay1.down.packets_in)
+        - (relay0.up.packets_in + relay0.down.packets_in);
+    let secs = elapsed.as_secs_f64();
+    let gb = sunk as f64 / 1e9;
+    drop(client);
+    drop(relay);
+    drop(server);
+    Ok(Measurement {
+        goodput_mb_s: sunk as f64 / 1e6 / secs,
+        payload_bytes: sunk,
+        seconds: secs,
+        cpu_client_s: cpu_client,
+        cpu_server_s: cpu_server,
+        cpu_client_s_per_gb: cpu_client / gb,
+        cpu_server_s_per_gb: cpu_server / gb,
+        rss_client_bytes: rss_client,
+        rss_server_bytes: rss_server,
+        wire_up_bytes: wire_up,
+        wire_down_bytes: wire_down,
+        wire_ratio: (wire_up + wire_down) as f64 / sunk as f64,
+        relay_packets: packets,
+        relay_dropped: dropped,
+        rtt_samples: rtts.len(),
+        rtt_p50_ms: percentile(&rtts, 50.0),
+        rtt_p99_ms: percentile(&rtts, 99.0),
+        load_average: load_before,
+    })
+}
+
+fn check(
+    cancel: &AtomicBool,
+    client: &mut EndpointProcess,
+    server: &mut EndpointProcess,
+) -> Result<()> {
+    if cancel.load(Ordering::Relaxed) {
+        bail!("interrupted");
+    }
+    client.check_alive().context("client endpoint")?;
+    server.check_alive().context("server endpoint")?;
+    Ok(())
+}
