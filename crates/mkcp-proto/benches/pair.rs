@@ -90,7 +90,10 @@ fn transfer(kcp: &Config, payload: &[u8], scratch: &mut [u8]) -> Duration {
     let (mut sent, mut received) = (0usize, 0usize);
 
     while received < payload.len() {
-        assert!(now - t0 < MAX_VIRTUAL, "transfer stalled at {received} bytes");
+        assert!(
+            now - t0 < MAX_VIRTUAL,
+            "transfer stalled at {received} bytes"
+        );
         // Application: the client writes what fits, the server reads what arrived.
         while sent < payload.len() {
             match client.write(id, now, &payload[sent..]).expect("write") {
@@ -129,7 +132,10 @@ fn transfer(kcp: &Config, payload: &[u8], scratch: &mut [u8]) -> Duration {
         .flatten()
         .min();
         let Some(next) = next else {
-            panic!("nothing scheduled with {received} of {} bytes", payload.len());
+            panic!(
+                "nothing scheduled with {received} of {} bytes",
+                payload.len()
+            );
         };
         now = now.max(next);
         deliver(&mut up, now, &mut server, client_addr);

@@ -63,7 +63,10 @@ fn envelopes(c: &mut Criterion) {
     let mut rng = StdRng::seed_from_u64(3);
     let mut buf = random(DATAGRAM, 4);
     g.bench_function("aes-128-gcm/seal", |b| {
-        b.iter(|| gcm.seal(black_box(&mut buf), plain, &mut rng).expect("seal"))
+        b.iter(|| {
+            gcm.seal(black_box(&mut buf), plain, &mut rng)
+                .expect("seal")
+        })
     });
     let mut sealed = random(DATAGRAM, 5);
     gcm.seal(&mut sealed, plain, &mut rng).expect("seal");
