@@ -581,6 +581,15 @@ impl Connection {
         }
     }
 
+    /// RTO for data timeouts: the estimate plus the peer's largest ack delay, one TTI.
+    /// A V2Ray peer acknowledges in its flush, once per TTI while busy (spec §3.5), so
+    /// an ack may come a TTI after the data arrived; Karn's rule drops exactly those
+    /// late samples once a segment was retransmitted, so the estimate alone never
+    /// learns it (interop finding: RTO at its 30 ms floor, spurious timeouts).
+    fn data_rto_ms(&self) -> u32 {
+        self.rtt.rto().saturating_add(self.p.tti_ms)
+    }
+
     fn rto_us_for(rto_ms: u32, max_rto: u32, compat: bool) -> impl Fn(u32) -> u64 {
         move |transmit: u32| {
             let base = u64::from(rto_ms.max(1));
@@ -595,7 +604,15 @@ impl Connection {
 
     fn on_ack(&mut self, t: u64, a: &AckSegment<'_>) {
         self.learn_peer_window(a.receiving_window, a.receiving_next);
-        self.apply_cumulative(t, a.receiving_next);
+        if self.p.compat {
+            self.apply_cumulative(t, a.receiving_next);
+        }
+        // Otherwise the listed numbers go first: they carry the RTT and delivery-rate
+        // samples. V2Ray acks in its flush, once per TTI, when its `receivingNext`
+        // usually covers every listed number already; applied first, the cumulative
+        // point would free them all and leave no sample (interop finding: RTO stuck at
+        // its floor on the few surviving short samples, spurious timeouts, a starved
+        // bandwidth estimate).
         let mut newest_sent: Option<u64> = None;
         let mut rtt_us: Option<u64> = None;
         let mut maxack: u32 = 0;
@@ -628,6 +645,9 @@ impl Connection {
             } else if k == maxack && removed {
                 maxack_removed = true;
             }
+        }
+        if !self.p.compat {
+            self.apply_cumulative(t, a.receiving_next);
         }
         let now_ms = Self::ms(t);
         if self.p.compat {
@@ -914,7 +934,7 @@ impl Connection {
             d = d.min(self.compat_ping_us);
         } else {
             if self.data_allowed() {
-                let rto = Self::rto_us_for(self.rtt.rto(), self.p.max_rto, false);
+                let rto = Self::rto_us_for(self.data_rto_ms(), self.p.max_rto, false);
                 if let Some(r) = self.send.rto_deadline(rto) {
                     d = d.min(r);
                 }
@@ -986,7 +1006,7 @@ impl Connection {
             return;
         }
         if self.data_allowed() {
-            let rto = Self::rto_us_for(self.rtt.rto(), self.p.max_rto, false);
+            let rto = Self::rto_us_for(self.data_rto_ms(), self.p.max_rto, false);
             let n = self.send.detect_lost_by_timeout(t, rto);
             if n > 0 {
                 self.stats.timeouts += 1;
