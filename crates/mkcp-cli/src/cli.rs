@@ -37,6 +37,9 @@ pub enum Command {
     /// Run a self-contained tunnel over an emulated lossy link on 127.0.0.1 and show live
     /// goodput, RTT and retransmissions.
     Demo(DemoArgs),
+    /// Benchmark mkcp and V2Ray side by side over emulated links (goodput, CPU per GB,
+    /// memory, wire overhead, echo RTT); writes a markdown report and SVG charts.
+    Bench(mkcp_bench::BenchArgs),
 }
 
 /// `mkcp server`.

@@ -132,6 +132,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Client(args) => run_client(args).await,
         Command::Netem(args) => netem::run(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Bench(args) => mkcp_bench::run(args).await,
     }
 }
 
