@@ -95,26 +95,32 @@ pub struct KcpArgs {
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Maximum datagram size in bytes, 576 to 1460 [default: 1350].
-    #[arg(long, value_name = "BYTES", value_parser = parse_u32("mtu"))]
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true,
+          value_parser = parse_u32("mtu"))]
     pub mtu: Option<u32>,
     /// Transmission time interval in ms, 10 to 100 [default: 50].
-    #[arg(long, value_name = "MS", value_parser = parse_u32("tti"))]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true,
+          value_parser = parse_u32("tti"))]
     pub tti: Option<u32>,
     /// Uplink capacity in MiB/s, 0 to 4095; sizes the sending window [default: 5].
-    #[arg(long, value_name = "MIB_S", value_parser = parse_u32("uplinkCapacity"))]
+    #[arg(long, value_name = "MIB_S", allow_negative_numbers = true,
+          value_parser = parse_u32("uplinkCapacity"))]
     pub uplink: Option<u32>,
     /// Downlink capacity in MiB/s, 0 to 4095; sizes the receiving window [default: 20].
-    #[arg(long, value_name = "MIB_S", value_parser = parse_u32("downlinkCapacity"))]
+    #[arg(long, value_name = "MIB_S", allow_negative_numbers = true,
+          value_parser = parse_u32("downlinkCapacity"))]
     pub downlink: Option<u32>,
     /// Loss-based congestion control [default: false].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true",
           value_parser = parse_bool("congestion"))]
     pub congestion: Option<bool>,
     /// Read buffer in MiB, 0 to 4095 (0 = 512 KiB) [default: 2].
-    #[arg(long, value_name = "MIB", value_parser = parse_u32("readBufferSize"))]
+    #[arg(long, value_name = "MIB", allow_negative_numbers = true,
+          value_parser = parse_u32("readBufferSize"))]
     pub read_buffer: Option<u32>,
     /// Write buffer in MiB, 0 to 4095 (0 = 512 KiB) [default: 2].
-    #[arg(long, value_name = "MIB", value_parser = parse_u32("writeBufferSize"))]
+    #[arg(long, value_name = "MIB", allow_negative_numbers = true,
+          value_parser = parse_u32("writeBufferSize"))]
     pub write_buffer: Option<u32>,
     /// Obfuscation header: none, srtp, utp, wechat-video, dtls, wireguard, dns (Xray)
     /// [default: none].

@@ -119,9 +119,12 @@ fn init_logging(cli: &Cli) {
         }
         _ => EnvFilter::new(level),
     };
+    use std::io::IsTerminal;
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(color)
         .with_target(false)
         .init();
 }
@@ -205,7 +208,7 @@ async fn run_client(args: ClientArgs) -> Result<()> {
 
 /// Runs until SIGINT or SIGTERM, printing `--stats` lines, then shuts down gracefully.
 /// A second signal exits at once.
-async fn serve_until_signal(tunnel: Tunnel, run: &RunArgs) -> Result<()> {
+async fn serve_until_signal(mut tunnel: Tunnel, run: &RunArgs) -> Result<()> {
     let mut signals = Signals::new()?;
     let registry = tunnel.registry().clone();
     let every = Duration::from_secs(run.stats.max(1));
@@ -215,6 +218,7 @@ async fn serve_until_signal(tunnel: Tunnel, run: &RunArgs) -> Result<()> {
     let name = loop {
         tokio::select! {
             name = signals.recv() => break name,
+            e = tunnel.failed() => return Err(e),
             _ = tick.tick(), if run.stats > 0 => {
                 let now = registry.snapshot();
                 println!("{}", stats::stats_line(&before, &now, at.elapsed()));

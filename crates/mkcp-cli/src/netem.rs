@@ -157,7 +157,10 @@ pub async fn run(args: NetemArgs) -> Result<()> {
     let relay = Relay::start(listen, to, up.clone(), down.clone())
         .await
         .with_context(|| format!("cannot start the relay on udp {listen}"))?;
-    info!("netem relay on udp {} -> udp {to}", relay.local_addr());
+    info!(
+        "netem relay listening on udp {}, forwarding to udp {to}",
+        relay.local_addr()
+    );
     info!("up   (client->target): {}", describe(&up));
     info!("down (target->client): {}", describe(&down));
     let started = Instant::now();

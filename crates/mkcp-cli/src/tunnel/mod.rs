@@ -14,6 +14,7 @@
 pub mod pump;
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,7 +28,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, info, warn};
 
 use crate::stats::{self, Registry};
-use crate::transport::{KcpListener, KcpStream};
+use crate::transport::{self, KcpStream};
 use pump::{Ended, Pump};
 
 /// How long a TCP connect to the target, or an mKCP dial, may take.
@@ -48,7 +49,7 @@ pub struct Tunnel {
     local_addr: SocketAddr,
     registry: Arc<Registry>,
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    task: JoinHandle<Result<()>>,
 }
 
 impl Tunnel {
@@ -67,10 +68,25 @@ impl Tunnel {
     /// still running then are aborted.
     pub async fn shutdown(mut self, grace: Duration) {
         let _ = self.stop.send(true);
-        if tokio::time::timeout(grace, &mut self.task).await.is_err() {
-            warn!("sessions did not close within {grace:?}; aborting them");
-            self.task.abort();
-            let _ = self.task.await;
+        match tokio::time::timeout(grace, &mut self.task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => warn!("{e:#}"),
+            Ok(Err(e)) => warn!("tunnel task: {e}"),
+            Err(_) => {
+                warn!("sessions did not close within {grace:?}; aborting them");
+                self.task.abort();
+                let _ = self.task.await;
+            }
+        }
+    }
+
+    /// Completes only if the tunnel stops by itself, which is an error (its socket
+    /// failed); returns it.
+    pub async fn failed(&mut self) -> anyhow::Error {
+        match (&mut self.task).await {
+            Ok(Err(e)) => e,
+            Ok(Ok(())) => anyhow!("the tunnel stopped unexpectedly"),
+            Err(e) => anyhow::Error::new(e).context("tunnel task"),
         }
     }
 }
@@ -101,7 +117,7 @@ pub async fn start_server(
     config: Config,
     options: Options,
 ) -> Result<Tunnel> {
-    let listener = KcpListener::bind(listen, config)
+    let listener = transport::bind(listen, config)
         .await
         .with_context(|| format!("cannot listen for mKCP on udp {listen}"))?;
     let local_addr = listener.local_addr().context("reading the bound address")?;
@@ -135,6 +151,10 @@ pub async fn start_server(
                             serve(id, kcp, tcp, &guard, stop, &options).await;
                         });
                     }
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {
+                        sessions.abort_all();
+                        return Err(anyhow::Error::new(e).context("the mKCP listener stopped"));
+                    }
                     Err(e) => {
                         warn!("accepting mKCP sessions failed: {e}");
                         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -146,6 +166,7 @@ pub async fn start_server(
         drain(&mut sessions).await;
         // Tells every remaining peer and closes the socket (bounded by mkcp::CLOSE_TIMEOUT).
         listener.close().await;
+        Ok(())
     });
     Ok(Tunnel {
         local_addr,
@@ -209,6 +230,7 @@ pub async fn start_client(
         }
         drop(listener);
         drain(&mut sessions).await;
+        Ok(())
     });
     Ok(Tunnel {
         local_addr,
@@ -229,7 +251,7 @@ async fn connect_tcp(target: &str) -> Result<TcpStream> {
 
 async fn dial(server: &str, config: Config) -> Result<KcpStream> {
     let addr = resolve("server", server).await?;
-    tokio::time::timeout(CONNECT_TIMEOUT, KcpStream::connect(addr, config))
+    tokio::time::timeout(CONNECT_TIMEOUT, transport::connect(addr, config))
         .await
         .map_err(|_| anyhow!("mKCP dial to {addr} timed out after {CONNECT_TIMEOUT:?}"))?
         .with_context(|| format!("cannot open an mKCP conversation to {addr}"))
