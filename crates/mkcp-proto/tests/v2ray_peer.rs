@@ -6,7 +6,9 @@
 //! covers every number it lists. Applying that cumulative point before the list freed
 //! the segments without any RTT or delivery-rate sample: the RTO sat at its 30 ms floor
 //! on the few short samples that survived, nearly every segment was retransmitted
-//! spuriously, and the bandwidth estimate (so the pacing rate) starved.
+//! spuriously, and the bandwidth estimate (so the pacing rate) starved. Once samples
+//! flowed, a window of 2 x bandwidth x min RTT (min RTT: V2Ray acks at once when idle)
+//! let only a few segments out per TTI; the window now also covers one TTI of ack delay.
 
 mod support;
 
@@ -24,7 +26,7 @@ fn ms(n: u64) -> Duration {
 /// Sends `len` bytes from a default mkcp client to a V2Ray-like server over a clean
 /// link with `delay` each way, while the peer sends as much back (full duplex, as an
 /// echo); returns our connection's statistics.
-fn bulk_to_v2ray_like_peer(len: usize, delay: Duration, tti: u32) -> ConnectionStats {
+fn bulk_to_v2ray_like_peer(len: usize, delay: Duration, tti: u32) -> (ConnectionStats, f64) {
     let mut ours = Config::default();
     ours.tti = tti;
     let mut v2ray = ours.clone();
@@ -58,13 +60,20 @@ fn bulk_to_v2ray_like_peer(len: usize, delay: Duration, tti: u32) -> ConnectionS
     assert!(s.app.received == data, "data differs");
     let c = net.node::<SimPeer>(client).expect("client");
     let id = c.app.id.expect("client connection");
-    c.ep.connection_stats(id).expect("stats")
+    let st = c.ep.connection_stats(id).expect("stats");
+    let secs = (net.now() - t0).as_secs_f64();
+    eprintln!(
+        "  goodput {:.2} MiB/s each way ({secs:.2} s)",
+        len as f64 / f64::from(1 << 20) / secs
+    );
+    (st, len as f64 / f64::from(1 << 20) / secs)
 }
 
 #[test]
-fn acks_from_a_v2ray_peer_flush_give_rtt_and_rate_samples_and_no_spurious_retransmissions() {
+fn acks_from_a_v2ray_peer_flush_give_rtt_and_rate_samples_no_spurious_retransmissions_and_full_windows(
+) {
     for (delay, tti) in [(ms(0), 50), (ms(1), 50), (ms(5), 20), (ms(20), 100)] {
-        let st = bulk_to_v2ray_like_peer(2 << 20, delay, tti);
+        let (st, goodput) = bulk_to_v2ray_like_peer(2 << 20, delay, tti);
         eprintln!(
             "delay {delay:?} tti {tti}: srtt {} ms, rto {} ms, min rtt {} us, bandwidth {} B/s, \
              {} retransmissions of {} data segments, {} RTO expiries",
@@ -85,6 +94,12 @@ fn acks_from_a_v2ray_peer_flush_give_rtt_and_rate_samples_and_no_spurious_retran
         assert!(
             st.srtt_ms >= rtt_ms,
             "delay {delay:?} tti {tti}: srtt below the path RTT: {st:?}"
+        );
+        // The window covers the peer's ack delay (before: a few segments per TTI,
+        // about 0.4 MiB/s).
+        assert!(
+            goodput >= 1.0,
+            "delay {delay:?} tti {tti}: goodput {goodput:.2} MiB/s: {st:?}"
         );
         assert!(
             st.retransmissions * 50 <= st.data_segments_sent,

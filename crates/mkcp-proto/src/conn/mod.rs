@@ -889,10 +889,13 @@ impl Connection {
 
     fn cwnd_bytes(&self) -> u64 {
         let mss = self.p.mss as u64;
-        let mut cwnd = self
-            .rate
-            .cwnd()
-            .unwrap_or(u64::from(self.p.snd_wnd.max(16)) * mss);
+        let mut cwnd = match self.rate.cwnd() {
+            // A V2Ray peer acks once per TTI while busy: the window must also cover
+            // what is delivered during that ack delay, or it shrinks to a few segments
+            // per TTI and the bandwidth estimate feeds on itself (interop finding).
+            Some(c) => c.max(self.rate.bandwidth() * 2 * u64::from(self.p.tti_ms) / 1000),
+            None => u64::from(self.p.snd_wnd.max(16)) * mss,
+        };
         if self.p.congestion {
             cwnd = cwnd.min(u64::from(self.loss.window()) * mss);
         }
