@@ -17,7 +17,8 @@ use mkcp_v2ray::{KcpParams, V2rayBin, V2rayConfig, V2rayProcess};
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Finds the mkcp binary: `explicit`, else `$MKCP_BIN`, else `mkcp` next to the current
-/// executable or one folder up (tests and benches live in `target/<profile>/deps`).
+/// executable (which is that binary itself under `mkcp bench`) or one folder up (tests and
+/// examples live in `target/<profile>/deps` and `target/<profile>/examples`).
 pub fn locate_mkcp(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = explicit {
         return check_file(p.to_path_buf());
@@ -30,7 +31,7 @@ pub fn locate_mkcp(explicit: Option<&Path>) -> Result<PathBuf> {
     for _ in 0..2 {
         let Some(d) = dir else { break };
         let candidate = d.join("mkcp");
-        if candidate.is_file() && candidate != exe {
+        if candidate.is_file() {
             return Ok(candidate);
         }
         dir = d.parent();
