@@ -273,8 +273,14 @@ impl Shared {
     }
 }
 
-/// Binds `socket` to a new shared state and starts its task.
-pub(crate) fn start(socket: UdpSocket, endpoint: Endpoint) -> io::Result<Arc<Shared>> {
+/// Binds `socket` to a new shared state and starts its task. The state starts with
+/// one handle (the caller's endpoint handle, an acceptor if `acceptor`), counted before
+/// the task is spawned: a task that ran first would otherwise see no handle and stop.
+pub(crate) fn start(
+    socket: UdpSocket,
+    endpoint: Endpoint,
+    acceptor: bool,
+) -> io::Result<Arc<Shared>> {
     let local_addr = socket.local_addr()?;
     let (done_tx, done_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
@@ -283,8 +289,8 @@ pub(crate) fn start(socket: UdpSocket, endpoint: Endpoint) -> io::Result<Arc<Sha
             conns: HashMap::new(),
             accept_queue: VecDeque::new(),
             accept_waker: None,
-            acceptors: 0,
-            handles: 0,
+            acceptors: usize::from(acceptor),
+            handles: 1,
             closing: None,
             done: false,
             aborted: false,

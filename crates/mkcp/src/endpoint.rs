@@ -111,8 +111,7 @@ impl KcpEndpoint {
     fn from_socket(sock: tokio::net::UdpSocket, config: EndpointConfig) -> io::Result<Self> {
         let acceptor = config.accept_incoming;
         let endpoint = Endpoint::new(config, StdRng::from_entropy());
-        let shared = driver::start(sock, endpoint)?;
-        shared.add_handle(acceptor);
+        let shared = driver::start(sock, endpoint, acceptor)?;
         Ok(KcpEndpoint { shared, acceptor })
     }
 

@@ -176,11 +176,17 @@ async fn ours_to_v2ray(bin: V2rayBin, params: KcpParams, seed: u64) -> Result<St
         }
     };
     alive.map_err(|e: V2rayError| format!("v2ray died: {e}"))?;
+    if std::env::var_os("MKCP_INTEROP_STATS").is_some() {
+        eprintln!("{stats:#?}");
+    }
     Ok(format!(
-        "{:.1} MiB/s each way, srtt {} ms, {} retransmissions",
+        "{:.1} MiB/s each way, srtt {} ms, rto {} ms, {} retransmissions of {} data segments ({} RTO expiries)",
         CELL_BYTES as f64 / (1 << 20) as f64 / elapsed.as_secs_f64(),
         stats.srtt_ms,
-        stats.retransmissions
+        stats.rto_ms,
+        stats.retransmissions,
+        stats.data_segments_sent,
+        stats.timeouts,
     ))
 }
 

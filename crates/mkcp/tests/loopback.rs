@@ -512,3 +512,52 @@ async fn invalid_config_and_closed_endpoint_errors() {
     let e = client.connect("127.0.0.1:9").await.expect_err("closed");
     assert_eq!(e.kind(), io::ErrorKind::ConnectionAborted);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_header_and_envelope_between_two_mkcp_peers() {
+    for header in ["none", "srtp", "utp", "wechat-video", "dtls", "wireguard"] {
+        for seed in [None, Some("s"), Some("")] {
+            let json = match seed {
+                None => format!(r#"{{"header": {{"type": "{header}"}}}}"#),
+                Some(s) => format!(r#"{{"header": {{"type": "{header}"}}, "seed": "{s}"}}"#),
+            };
+            let config = Config::from_kcp_settings_json(&json).unwrap();
+            let listener = KcpListener::bind("127.0.0.1:0", config.clone())
+                .await
+                .unwrap();
+            let addr = listener.local_addr().unwrap();
+            let _echo = spawn_echo(listener);
+            let run = async {
+                let mut c = KcpStream::connect(addr, config).await?;
+                c.write_all(b"hello over mKCP").await?;
+                c.shutdown().await?;
+                let mut echo = Vec::new();
+                c.read_to_end(&mut echo).await?;
+                io::Result::Ok(echo)
+            };
+            let echo = timeout(Duration::from_secs(10), run)
+                .await
+                .unwrap_or_else(|_| panic!("{json}: timed out"))
+                .unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!(echo, b"hello over mKCP", "{json}");
+        }
+    }
+}
+
+/// Regression: the socket task used to be spawned before the first handle was
+/// counted; when it ran first it saw no handle and stopped at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_endpoint_never_stops_before_its_first_use() {
+    for _ in 0..300 {
+        let endpoint = KcpEndpoint::client("127.0.0.1:0", Config::default())
+            .await
+            .unwrap();
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_micros(50)).await;
+        let s = endpoint
+            .connect("127.0.0.1:9")
+            .await
+            .expect("endpoint alive");
+        drop(s);
+    }
+}
