@@ -447,10 +447,16 @@ async fn close_reports_data_the_peer_threw_away() {
         .await
         .unwrap()
         .unwrap();
-    // The server closes first; the client's queued data can no longer be delivered.
+    // The server does not read: the client's writes stall with data queued...
+    let big = vec![1u8; 16 * MIB];
+    let stalled = timeout(Duration::from_secs(1), c.write_all(&big)).await;
+    assert!(
+        stalled.is_err(),
+        "16 MiB went into a peer that does not read"
+    );
+    assert!(c.stats().bytes_acked < c.stats().bytes_written);
+    // ...then the server closes first: the queued data can no longer be delivered.
     s.close().await.unwrap();
-    let big = vec![1u8; 256 * 1024];
-    let _ = c.write_all(&big).await; // may already fail with BrokenPipe
     let e = timeout(Duration::from_secs(20), c.close())
         .await
         .unwrap()
