@@ -43,7 +43,16 @@ const TX_BATCH: usize = 64;
 const RX_SLOT: usize = MAX_DATAGRAM + 64;
 /// Accepted sessions waiting for [`crate::KcpListener::accept`]; more are closed at once.
 pub(crate) const ACCEPT_BACKLOG: usize = 1024;
-/// How long a closing endpoint keeps driving its sessions before it stops anyway.
+/// How long a closing endpoint keeps driving its sessions before it stops anyway
+/// ([`crate::KcpListener::close`], [`crate::KcpEndpoint::close`], or dropping a listener).
+///
+/// ```
+/// # #[tokio::main] async fn main() -> std::io::Result<()> {
+/// let listener = mkcp::KcpListener::bind("127.0.0.1:0", mkcp::Config::default()).await?;
+/// let closing = tokio::time::timeout(mkcp::CLOSE_TIMEOUT * 2, listener.close()).await;
+/// assert!(closing.is_ok());
+/// # Ok(()) }
+/// ```
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The current time as the core wants it.
