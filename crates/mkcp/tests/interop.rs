@@ -196,6 +196,7 @@ async fn v2ray_to_ours(bin: V2rayBin, params: KcpParams, seed: u64) -> Result<St
         .await
         .map_err(|e| format!("binding our listener: {e}"))?;
     let server = listener.local_addr().map_err(|e| e.to_string())?;
+    let endpoint = listener.endpoint().clone();
     // Outcome of each accepted stream: bytes echoed, and how it ended.
     let outcomes: Arc<Mutex<Vec<Result<u64, String>>>> = Arc::default();
     let outcomes2 = outcomes.clone();
@@ -256,6 +257,18 @@ async fn v2ray_to_ours(bin: V2rayBin, params: KcpParams, seed: u64) -> Result<St
         Err(e) => return Err(format!("{e}\n--- v2ray client log ---\n{}", v2ray.log())),
     }
     alive.map_err(|e| format!("v2ray died: {e}"))?;
+    // Clean close: once our app dropped its stream after V2Ray's Terminate, the
+    // session is gone from our table.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while endpoint.live_sessions() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if endpoint.live_sessions() > 0 {
+        return Err(format!(
+            "{} session(s) still live after the close",
+            endpoint.live_sessions()
+        ));
+    }
     let accepted = outcomes.lock().unwrap().len();
     if accepted != 1 {
         return Err(format!("{accepted} streams accepted, expected 1"));

@@ -567,3 +567,42 @@ async fn a_new_endpoint_never_stops_before_its_first_use() {
         drop(s);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_vanishing_gives_the_server_stream_timed_out() {
+    const IDLE_MS: u32 = 2_000;
+    let config = fast_timeout_config(IDLE_MS);
+    let listener = KcpListener::bind("127.0.0.1:0", config.clone())
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = KcpEndpoint::client("127.0.0.1:0", config).await.unwrap();
+    let mut c = client.connect(addr).await.unwrap();
+    c.write_all(b"hello").await.unwrap();
+    let (mut s, _) = timeout(Duration::from_secs(5), listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut buf = [0u8; 5];
+    timeout(Duration::from_secs(5), s.read_exact(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let t0 = Instant::now();
+    client.abort();
+    let e = timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("no error within 10 s")
+        .expect_err("read must fail");
+    assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+    assert!(t0.elapsed() <= Duration::from_millis(u64::from(IDLE_MS) + 1_500));
+    let e = c.write(b"x").await.expect_err("aborted endpoint");
+    assert_eq!(e.kind(), io::ErrorKind::ConnectionAborted, "{e}");
+    // The timed-out session leaves the listener's table.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    drop(s);
+    while listener.live_sessions() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(listener.live_sessions(), 0);
+}
