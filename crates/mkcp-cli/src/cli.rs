@@ -11,7 +11,7 @@ use mkcp_proto::HeaderKind;
 
 /// TCP over V2Ray's mKCP: a tunnel like kcptun that talks to V2Ray 4.34 on the wire.
 #[derive(Debug, Parser)]
-#[command(name = "mkcp", version, about, long_about = None)]
+#[command(name = "mkcp", version, long_about = None)]
 #[command(propagate_version = true)]
 pub struct Cli {
     /// Logging: -v for debug, -vv for trace (RUST_LOG overrides).
@@ -74,6 +74,7 @@ pub struct ClientArgs {
 
 /// Options of the long-running tunnel commands.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Operation")]
 pub struct RunArgs {
     /// Print one line of statistics every SECS seconds (0 = off).
     #[arg(long, value_name = "SECS", default_value_t = 0, value_parser = parse_stats_interval)]
@@ -233,7 +234,7 @@ pub struct DemoArgs {
           value_parser = parse_demo_duration)]
     pub duration: Duration,
     /// TCP connections pushing data at once, each over its own mKCP conversation.
-    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub streams: u16,
     /// Seed of the link's random choices (same seed, same drops for the same traffic).
     #[arg(long, value_name = "N", default_value_t = 1)]

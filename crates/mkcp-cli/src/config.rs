@@ -275,6 +275,11 @@ pub fn apply_flags(config: &mut Config, args: &KcpArgs) -> Result<(), UsageError
 
 /// One line describing the settings, for the startup log.
 pub fn describe(config: &Config) -> String {
+    describe_parts(config).join(", ")
+}
+
+/// The parts of [`describe`]: window settings first, then buffers and the envelope.
+pub fn describe_parts(config: &Config) -> [String; 2] {
     let buffer = |bytes: u32| {
         if bytes % MIB == 0 {
             format!("{} MiB", bytes / MIB)
@@ -282,23 +287,27 @@ pub fn describe(config: &Config) -> String {
             format!("{} KiB", bytes / 1024)
         }
     };
-    format!(
-        "mtu {}, tti {} ms, capacity up {} / down {} MiB/s, congestion {}, buffers read {} / \
-         write {}, header {}, {}",
-        config.mtu,
-        config.tti,
-        config.uplink_capacity,
-        config.downlink_capacity,
-        if config.congestion { "on" } else { "off" },
-        buffer(config.read_buffer_size),
-        buffer(config.write_buffer_size),
-        config.header.name(),
-        match config.security {
-            Security::Legacy => "legacy envelope (no seed)",
-            Security::AesGcm { .. } => "aes-128-gcm (seed)",
-            _ => config.security.name(),
-        },
-    )
+    [
+        format!(
+            "mtu {}, tti {} ms, capacity up {} / down {} MiB/s, congestion {}",
+            config.mtu,
+            config.tti,
+            config.uplink_capacity,
+            config.downlink_capacity,
+            if config.congestion { "on" } else { "off" },
+        ),
+        format!(
+            "buffers read {} / write {}, header {}, {}",
+            buffer(config.read_buffer_size),
+            buffer(config.write_buffer_size),
+            config.header.name(),
+            match config.security {
+                Security::Legacy => "legacy envelope (no seed)",
+                Security::AesGcm { .. } => "aes-128-gcm (seed)",
+                _ => config.security.name(),
+            },
+        ),
+    ]
 }
 
 /// The warning to log when the legacy envelope would carry traffic off this host, if so.

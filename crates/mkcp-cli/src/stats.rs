@@ -47,6 +47,8 @@ pub struct Totals {
     pub to_kcp: u64,
     /// Bytes carried mKCP -> TCP.
     pub from_kcp: u64,
+    /// Stream bytes sent over mKCP and acknowledged by the peer.
+    pub acked: u64,
     /// UDP payload bytes sent (headers, envelopes, acks, retransmissions included).
     pub wire_sent: u64,
     /// UDP payload bytes received.
@@ -61,6 +63,7 @@ impl Totals {
     fn add(&mut self, to_kcp: u64, from_kcp: u64, s: &ConnectionStats) {
         self.to_kcp += to_kcp;
         self.from_kcp += from_kcp;
+        self.acked += s.bytes_acked;
         self.wire_sent += s.wire_bytes_sent;
         self.wire_received += s.wire_bytes_received;
         self.data_segments_sent += s.data_segments_sent;
@@ -72,6 +75,7 @@ impl Totals {
         Totals {
             to_kcp: self.to_kcp.saturating_sub(earlier.to_kcp),
             from_kcp: self.from_kcp.saturating_sub(earlier.from_kcp),
+            acked: self.acked.saturating_sub(earlier.acked),
             wire_sent: self.wire_sent.saturating_sub(earlier.wire_sent),
             wire_received: self.wire_received.saturating_sub(earlier.wire_received),
             data_segments_sent: self
@@ -81,9 +85,11 @@ impl Totals {
         }
     }
 
-    /// Wire bytes (both ways) per payload byte (both ways), if any payload moved.
+    /// Wire bytes (both ways) per payload byte that crossed the link (both ways: what
+    /// the peer acknowledged, and what was received), if any did. Payload still waiting
+    /// in the send buffer is not counted, so short intervals are not skewed by it.
     pub fn wire_ratio(&self) -> Option<f64> {
-        let payload = self.to_kcp + self.from_kcp;
+        let payload = self.acked + self.from_kcp;
         (payload > 0).then(|| (self.wire_sent + self.wire_received) as f64 / payload as f64)
     }
 
@@ -308,6 +314,7 @@ mod tests {
             totals: Totals {
                 to_kcp: 1_250_000,
                 from_kcp: 0,
+                acked: 1_250_000,
                 wire_sent: 1_300_000,
                 wire_received: 50_000,
                 data_segments_sent: 1000,

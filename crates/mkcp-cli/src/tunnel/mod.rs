@@ -28,7 +28,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, info, warn};
 
 use crate::stats::{self, Registry};
-use crate::transport::{self, KcpStream};
+use crate::transport::{KcpListener, KcpStream};
 use pump::{Ended, Pump};
 
 /// How long a TCP connect to the target, or an mKCP dial, may take.
@@ -117,7 +117,7 @@ pub async fn start_server(
     config: Config,
     options: Options,
 ) -> Result<Tunnel> {
-    let listener = transport::bind(listen, config)
+    let listener = KcpListener::bind(listen, config)
         .await
         .with_context(|| format!("cannot listen for mKCP on udp {listen}"))?;
     let local_addr = listener.local_addr().context("reading the bound address")?;
@@ -251,7 +251,8 @@ async fn connect_tcp(target: &str) -> Result<TcpStream> {
 
 async fn dial(server: &str, config: Config) -> Result<KcpStream> {
     let addr = resolve("server", server).await?;
-    tokio::time::timeout(CONNECT_TIMEOUT, transport::connect(addr, config))
+    // Its own UDP socket per conversation, as V2Ray's dialer does.
+    tokio::time::timeout(CONNECT_TIMEOUT, KcpStream::connect(addr, config))
         .await
         .map_err(|_| anyhow!("mKCP dial to {addr} timed out after {CONNECT_TIMEOUT:?}"))?
         .with_context(|| format!("cannot open an mKCP conversation to {addr}"))

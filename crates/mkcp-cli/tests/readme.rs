@@ -1,0 +1,225 @@
+//! The README's snippets work as written: the library hello world is the example that
+//! runs here, the flag table matches `--help`, and the V2Ray JSON snippets carry traffic
+//! with the README's `mkcp` flags (against the real V2Ray; only the addresses and ports
+//! are replaced by loopback ones).
+
+mod common;
+
+use std::time::Duration;
+
+include!("../examples/hello.rs");
+
+use common::{run, Proc};
+use mkcp_v2ray::{
+    free_tcp_port, free_udp_port, net, require_v2ray_or_skip, Listener, Ready, V2rayProcess,
+};
+use serde_json::Value;
+
+const README: &str = include_str!("../../../README.md");
+const HELLO: &str = include_str!("../examples/hello.rs");
+
+/// The fenced code blocks of the README with the given language tag.
+fn blocks(lang: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    for line in README.lines() {
+        match &mut current {
+            None if line.trim_start() == format!("```{lang}") => current = Some(String::new()),
+            Some(text) if line.trim_start() == "```" => {
+                out.push(std::mem::take(text));
+                current = None;
+            }
+            Some(text) => {
+                text.push_str(line);
+                text.push('\n');
+            }
+            None => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn hello_world_in_readme_is_the_example() {
+    let rust = blocks("rust");
+    assert!(
+        rust.iter().any(|b| b == HELLO),
+        "README's rust block differs from examples/hello.rs"
+    );
+}
+
+#[test]
+fn hello_world_runs() {
+    // `main` of the example, included at the top of this file, is an ordinary function
+    // in a test build.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(main().map_err(|e| e.to_string()));
+    });
+    let result = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("hello world finishes within 30 s");
+    result.unwrap();
+}
+
+#[test]
+fn flag_table_matches_help() {
+    let (status, help, _) = run(&["client", "--help"], Duration::from_secs(10));
+    assert!(status.success());
+    for flag in [
+        "--config",
+        "--mtu",
+        "--tti",
+        "--uplink",
+        "--downlink",
+        "--congestion",
+        "--read-buffer",
+        "--write-buffer",
+        "--header",
+        "--seed",
+        "--stats",
+        "--linger",
+    ] {
+        assert!(help.contains(flag), "{flag} not in client --help");
+        assert!(
+            README.contains(&format!("| `{flag}")),
+            "{flag} missing from README's flag tables"
+        );
+    }
+    let (status, help, _) = run(&["netem", "--help"], Duration::from_secs(10));
+    assert!(status.success());
+    for flag in [
+        "--delay",
+        "--jitter",
+        "--loss",
+        "--dup",
+        "--reorder",
+        "--reorder-gap",
+        "--rate",
+        "--queue",
+        "--seed",
+        "--down-delay",
+        "--down-jitter",
+        "--down-loss",
+        "--down-dup",
+        "--down-reorder",
+        "--down-rate",
+        "--down-queue",
+    ] {
+        assert!(help.contains(flag), "{flag} not in netem --help");
+        assert!(
+            README.contains(&format!("`{flag}")),
+            "{flag} missing from README"
+        );
+    }
+}
+
+/// The flags of the README's `mkcp <command> ...` line, from `--header` on.
+fn readme_flags(command: &str) -> Vec<String> {
+    let sh = blocks("sh").join("\n").replace("\\\n", " ");
+    let line = sh
+        .lines()
+        .find(|l| l.contains(&format!("mkcp {command} ")) && l.contains("--header"))
+        .unwrap_or_else(|| panic!("no `mkcp {command}` line with --header in README"));
+    let from = line.find("--header").unwrap();
+    // Split like a shell would for these simple double-quoted words.
+    let mut words = Vec::new();
+    let mut rest = line[from..].trim();
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('"') {
+            let end = r.find('"').unwrap();
+            words.push(r[..end].to_string());
+            rest = r[end + 1..].trim_start();
+        } else {
+            let end = rest.find(' ').unwrap_or(rest.len());
+            words.push(rest[..end].to_string());
+            rest = rest[end..].trim_start();
+        }
+    }
+    words
+}
+
+fn json_blocks() -> Vec<Value> {
+    blocks("json")
+        .iter()
+        .map(|b| serde_json::from_str(b).expect("README JSON parses"))
+        .collect()
+}
+
+#[test]
+fn readme_json_reads_as_mkcp_settings() {
+    let json = json_blocks();
+    assert_eq!(json.len(), 2);
+    let (server, found) = mkcp_proto::Config::from_v2ray_config_json(&json[0].to_string())
+        .expect("server JSON has mKCP settings");
+    assert_eq!(found, "inbounds[0].streamSettings");
+    assert_eq!(server.header.name(), "wechat-video");
+    let (client, found) = mkcp_proto::Config::from_v2ray_config_json(&json[1].to_string()).unwrap();
+    assert_eq!(found, "outbounds[0].streamSettings");
+    assert_eq!(client.security, server.security);
+}
+
+#[test]
+fn readme_quick_start_against_v2ray() {
+    let Some(bin) = require_v2ray_or_skip() else {
+        return;
+    };
+    let echo = net::EchoServer::start().unwrap();
+    let json = json_blocks();
+
+    // V2Ray server from the README (dokodemo-door over kcp), target = our echo server.
+    let udp_port = free_udp_port().unwrap();
+    let mut server_json = json[0].clone();
+    let inbound = &mut server_json["inbounds"][0];
+    inbound["listen"] = "127.0.0.1".into();
+    inbound["port"] = udp_port.into();
+    inbound["settings"]["port"] = echo.addr().port().into();
+    bin.test_config(&server_json)
+        .expect("v2ray -test accepts it");
+    let udp = mkcp_v2ray::localhost(udp_port);
+    let _v2ray_server = V2rayProcess::spawn_json(
+        &bin,
+        &server_json,
+        &[Ready::Listening(Listener::Udp(udp))],
+        Duration::from_secs(20),
+    )
+    .expect("v2ray server starts");
+    let server_addr = udp.to_string();
+    let mut args = vec![
+        "client",
+        "--listen",
+        "127.0.0.1:0",
+        "--server",
+        &server_addr,
+    ];
+    let flags = readme_flags("client");
+    args.extend(flags.iter().map(String::as_str));
+    let mut client = Proc::spawn(&args);
+    let entry = client.listening_addr("tcp");
+    net::transfer_echo(entry, 1 << 20, 1, Duration::from_secs(60)).unwrap();
+
+    // `mkcp server` with the README's flags, and the README's V2Ray client in front.
+    let target = echo.addr().to_string();
+    let mut args = vec!["server", "--listen", "127.0.0.1:0", "--target", &target];
+    let flags = readme_flags("server");
+    args.extend(flags.iter().map(String::as_str));
+    let mut server = Proc::spawn(&args);
+    let mkcp_udp = server.listening_addr("udp");
+    let tcp_port = free_tcp_port().unwrap();
+    let mut client_json = json[1].clone();
+    let inbound = &mut client_json["inbounds"][0];
+    inbound["port"] = tcp_port.into();
+    inbound["settings"]["address"] = "127.0.0.1".into();
+    inbound["settings"]["port"] = mkcp_udp.port().into();
+    bin.test_config(&client_json)
+        .expect("v2ray -test accepts it");
+    let tcp = mkcp_v2ray::localhost(tcp_port);
+    let _v2ray_client = V2rayProcess::spawn_json(
+        &bin,
+        &client_json,
+        &[Ready::Listening(Listener::Tcp(tcp))],
+        Duration::from_secs(20),
+    )
+    .expect("v2ray client starts");
+    net::transfer_echo(tcp, 1 << 20, 2, Duration::from_secs(60)).unwrap();
+}
