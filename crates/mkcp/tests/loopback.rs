@@ -606,3 +606,30 @@ async fn client_vanishing_gives_the_server_stream_timed_out() {
     }
     assert_eq!(listener.live_sessions(), 0);
 }
+
+/// The runtime also works on tokio's single-threaded scheduler.
+#[tokio::test(flavor = "current_thread")]
+async fn works_on_a_current_thread_runtime() {
+    const LEN: usize = 4 * MIB;
+    let listener = KcpListener::bind("127.0.0.1:0", Config::default())
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _echo = spawn_echo(listener);
+    let run = async {
+        let c = KcpStream::connect(addr, Config::default()).await?;
+        let (mut r, mut w) = c.into_split();
+        let writer = async {
+            let h = write_random(&mut w, LEN, 9).await?;
+            w.shutdown().await?;
+            io::Result::Ok(h)
+        };
+        let (sent, got) = tokio::try_join!(writer, read_hashed(&mut r))?;
+        assert_eq!(got, (LEN, sent));
+        io::Result::Ok(())
+    };
+    timeout(Duration::from_secs(60), run)
+        .await
+        .expect("timed out")
+        .unwrap();
+}
