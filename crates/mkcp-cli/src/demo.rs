@@ -11,8 +11,9 @@
 //! checks it byte for byte. Goodput is counted where the data arrives (at the echo target
 //! for "up", back at the demo for "down"), so it is what an application would see; loss is
 //! what the relay dropped; retransmissions and RTT are the mKCP connections' own counters.
-//! At most [`MAX_IN_FLIGHT`] bytes per stream are outstanding, so when the time is up the
-//! echo drains quickly and the demo ends on time.
+//! Each stream keeps at most about one second of the recently measured goodput
+//! outstanding (see [`in_flight_limit`]), so when the time is up the echo drains in about a
+//! second and the demo ends on time, whatever the link.
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
@@ -33,8 +34,19 @@ use crate::cli::DemoArgs;
 use crate::stats::{self, Snapshot};
 use crate::{config, netem, tunnel};
 
-/// Most bytes a stream has written but not yet seen echoed back.
-pub const MAX_IN_FLIGHT: u64 = 4 * 1024 * 1024;
+/// Most bytes a stream may have written but not yet seen echoed back: two seconds of the
+/// echo goodput measured lately (`echo_bytes_per_sec`, all streams), shared among the
+/// streams, at least 512 KiB and at most one second of the link rate (or 8 MiB).
+///
+/// While the limit is what holds a stream back, goodput is about limit / round trip, so
+/// the limit grows every round until the path is full; it never holds more than about two
+/// seconds of data, which bounds what the final drain costs.
+pub fn in_flight_limit(echo_bytes_per_sec: u64, rate_bps: u64, streams: u16) -> u64 {
+    let streams = u64::from(streams.max(1));
+    let floor = 512 * 1024;
+    let cap = (rate_bps / 8 / streams).clamp(floor, 8 * 1024 * 1024);
+    (echo_bytes_per_sec.saturating_mul(2) / streams).clamp(floor, cap)
+}
 /// How long the echo may take to come back after the pushing stops.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 const LOCALHOST: SocketAddr =
@@ -70,6 +82,8 @@ struct Counters {
     echoed: AtomicU64,
     /// A stream saw a byte that differs from what it sent.
     corrupt: AtomicBool,
+    /// The current [`in_flight_limit`] per stream.
+    in_flight_limit: AtomicU64,
 }
 
 /// The echo target: echoes every connection, counting what arrives.
@@ -132,7 +146,8 @@ async fn demo_stream(
             loop {
                 let w = written.load(Ordering::Relaxed);
                 let in_flight = w - echoed.load(Ordering::Relaxed);
-                if in_flight + buf.len() as u64 > MAX_IN_FLIGHT {
+                let limit = counters.in_flight_limit.load(Ordering::Relaxed);
+                if in_flight + buf.len() as u64 > limit {
                     let notified = room.notified();
                     tokio::select! {
                         _ = notified => continue,
@@ -270,6 +285,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let down_link = link.clone().seed(args.link_seed.wrapping_add(1));
 
     let counters = Arc::new(Counters::default());
+    counters.in_flight_limit.store(
+        in_flight_limit(0, args.rate, args.streams),
+        Ordering::Relaxed,
+    );
     let (echo_addr, echo_task) = start_echo(counters.clone()).await?;
     let options = tunnel::Options {
         linger: Some(Duration::from_secs(5)),
@@ -397,6 +416,14 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             .unwrap_or(&history[0])
             .clone();
         let lines = live_lines(&old, &s);
+        let window = s.at.saturating_sub(old.at).as_secs_f64();
+        if window > 0.0 {
+            let echo_rate = ((s.echoed - old.echoed) as f64 / window) as u64;
+            counters.in_flight_limit.store(
+                in_flight_limit(echo_rate, args.rate, args.streams),
+                Ordering::Relaxed,
+            );
+        }
         if pushed_end.is_none() {
             if let Some(ms) = s.client.srtt_ms {
                 rtt_sum += ms;
@@ -592,6 +619,15 @@ fn summary(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_flight_limit_follows_goodput_within_bounds() {
+        assert_eq!(in_flight_limit(0, 100_000_000, 1), 512 * 1024);
+        assert_eq!(in_flight_limit(1_000_000, 100_000_000, 1), 2_000_000);
+        assert_eq!(in_flight_limit(1_000_000, 100_000_000, 2), 1_000_000);
+        assert_eq!(in_flight_limit(50_000_000, 100_000_000, 1), 8 * 1024 * 1024);
+        assert_eq!(in_flight_limit(50_000_000, 1_000_000, 1), 512 * 1024);
+    }
 
     #[test]
     fn pattern_is_position_addressed() {
