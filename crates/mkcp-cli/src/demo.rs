@@ -155,14 +155,17 @@ async fn demo_stream(
                     }
                 }
                 fill_pattern(key, w, &mut buf);
-                tokio::select! {
-                    r = wr.write_all(&buf) => r.context("writing to the tunnel")?,
+                // `write` (unlike `write_all`) is cancel-safe: when the time is up first,
+                // nothing was written, so `written` stays exact.
+                let n = tokio::select! {
+                    r = wr.write(&buf) => r.context("writing to the tunnel")?,
                     _ = tokio::time::sleep_until(stop_at) => break,
+                };
+                if n == 0 {
+                    bail!("the tunnel accepted no more data");
                 }
-                written.fetch_add(buf.len() as u64, Ordering::Relaxed);
-                counters
-                    .written
-                    .fetch_add(buf.len() as u64, Ordering::Relaxed);
+                written.fetch_add(n as u64, Ordering::Relaxed);
+                counters.written.fetch_add(n as u64, Ordering::Relaxed);
                 if tokio::time::Instant::now() >= stop_at {
                     break;
                 }
