@@ -229,3 +229,20 @@ fn demo_runs_and_exits_cleanly() {
         .unwrap();
     assert!(goodput.contains("bit/s"), "{goodput}");
 }
+
+#[test]
+fn quiet_logs_only_problems() {
+    let mut server = Proc::spawn(&[
+        "-q",
+        "server",
+        "--listen",
+        "127.0.0.1:0",
+        "--target",
+        "127.0.0.1:9",
+    ]);
+    thread::sleep(Duration::from_millis(500));
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit(Duration::from_secs(5)).expect("exits");
+    assert!(status.success());
+    assert_eq!(server.stderr(), "", "-q printed info lines");
+}
