@@ -484,3 +484,30 @@ fn retransmissions_back_off_while_the_peer_is_unreachable() {
         st.retransmissions
     );
 }
+
+#[test]
+fn rtt_is_learned_when_it_exceeds_the_initial_rto() {
+    // 130 ms one way: every first transmission times out (initial RTO 100 ms) before its
+    // ack returns, so Karn's rule alone would never give a sample.
+    let mut p = Pair::new(Config::default(), link(130), link(130), 14);
+    let data = random_bytes(3, 2 << 20);
+    p.c().app.to_send = data.clone();
+    p.c().app.shutdown_after_send = true;
+    let t0 = p.net.now();
+    p.c().pump(t0);
+    assert!(p.run_until(secs(60), |_, s| s.app.eof));
+    assert!(p.s().app.received == data);
+    let c = p.c();
+    let st = c.ep.connection(c.app.id.unwrap()).unwrap().stats();
+    assert!(
+        (250..=300).contains(&st.srtt_ms),
+        "srtt {} ms for a 260 ms path",
+        st.srtt_ms
+    );
+    assert!(
+        st.retransmissions * 10 < st.data_segments_sent,
+        "{} retransmissions of {} segments",
+        st.retransmissions,
+        st.data_segments_sent
+    );
+}

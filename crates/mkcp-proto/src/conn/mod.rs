@@ -663,6 +663,17 @@ impl Connection {
         if let Some(r) = rtt_us {
             self.rtt.update((r / 1000) as u32, now_ms);
             self.rate.on_rtt(t, r);
+        } else if newest_sent.is_some() && a.timestamp != 0 {
+            // Only retransmitted segments were acked (Karn: their own send times are
+            // ambiguous). The echoed timestamp belongs to the transmission that arrived,
+            // so it still measures the path. Without this, a path whose RTT exceeds the
+            // initial RTO retransmits every segment and never learns its RTT. Timestamp 0
+            // is skipped: V2Ray sends it in acks that carry no fresh entry (spec §5 item 19).
+            let sample = now_ms.wrapping_sub(a.timestamp);
+            if sample < 10_000 {
+                self.rtt.update(sample, now_ms);
+                self.rate.on_rtt(t, u64::from(sample.max(1)) * 1000);
+            }
         }
         if let Some(ns) = newest_sent {
             let reo = (self.rate.min_rtt_us().unwrap_or(4_000) / 4).max(1_000);
