@@ -309,3 +309,24 @@ fn goodput_on_100mbit_30ms_2pct_loss_link() {
     );
     assert!(goodput > 0.0 && ratio >= 1.0);
 }
+
+/// `congestion: true` must not collapse on random loss: 100 ms one way, 5 % loss,
+/// 20 Mbit/s (found by `mkcp bench`: 6 % of the link before the fix).
+#[test]
+fn congestion_option_keeps_a_lossy_long_link_busy() {
+    let link = LinkConfig::default()
+        .delay(ms(100))
+        .loss(0.05)
+        .rate_bps(20_000_000)
+        .queue_bytes(500_000)
+        .seed(9);
+    let mut kcp = Config::default();
+    kcp.congestion = true;
+    let (goodput, _) = bulk_run(kcp, link, 8 << 20, "mkcp congestion");
+    let capacity = 20e6 / 8.0;
+    assert!(
+        goodput > capacity * 0.4,
+        "goodput {:.0} B/s of {capacity:.0}",
+        goodput
+    );
+}
