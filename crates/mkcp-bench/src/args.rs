@@ -64,6 +64,10 @@ pub struct BenchArgs {
     /// The V2Ray binary [default: $MKCP_V2RAY_BIN, else v2ray on PATH, else /usr/bin/v2ray].
     #[arg(long, value_name = "PATH")]
     pub v2ray_bin: Option<PathBuf>,
+    /// Do not run anything: rewrite results.md and the charts in --out from the records
+    /// of an earlier results.json.
+    #[arg(long, value_name = "FILE")]
+    pub report_from: Option<PathBuf>,
     /// Base seed of the emulated links' random choices (run i uses SEED + 2i and
     /// SEED + 2i + 1 for its two directions).
     #[arg(long, value_name = "N", default_value_t = 1)]

@@ -9,7 +9,7 @@ use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::args::PairKind;
+use crate::args::{LinkScenario, PairKind};
 use crate::report::Summary;
 
 /// Bar colours by pair, in [`PairKind::ALL`] order.
@@ -35,6 +35,12 @@ pub struct Metric {
     pub decimals: usize,
     /// The value of a summary.
     pub value: fn(&Summary) -> Option<f64>,
+    /// A reference level drawn as a dashed line in a panel (the link rate for goodput).
+    pub reference: fn(LinkScenario) -> Option<f64>,
+}
+
+fn no_reference(_: LinkScenario) -> Option<f64> {
+    None
 }
 
 /// The charts `mkcp bench` writes.
@@ -44,30 +50,35 @@ pub const METRICS: [Metric; 6] = [
         title: "Goodput, MB/s (higher is better)",
         decimals: 2,
         value: |s| s.goodput_mb_s,
+        reference: |l| l.capacity_bytes_per_sec().map(|b| b / 1e6),
     },
     Metric {
         file: "cpu_per_gb",
         title: "CPU seconds per GB, client + server (lower is better)",
         decimals: 1,
         value: |s| s.cpu_total_s_per_gb,
+        reference: no_reference,
     },
     Metric {
         file: "wire_ratio",
         title: "Wire bytes / payload bytes, both directions (lower is better)",
         decimals: 3,
         value: |s| s.wire_ratio,
+        reference: no_reference,
     },
     Metric {
         file: "rtt_p50",
         title: "Echo round trip p50, ms (lower is better)",
         decimals: 1,
         value: |s| s.rtt_p50_ms,
+        reference: no_reference,
     },
     Metric {
         file: "rtt_p99",
         title: "Echo round trip p99, ms (lower is better)",
         decimals: 1,
         value: |s| s.rtt_p99_ms,
+        reference: no_reference,
     },
     Metric {
         file: "peak_rss",
@@ -77,6 +88,7 @@ pub const METRICS: [Metric; 6] = [
             (Some(a), Some(b)) => Some(a + b),
             _ => None,
         },
+        reference: no_reference,
     },
 ];
 
@@ -123,7 +135,12 @@ pub fn render(metric: &Metric, summaries: &[Summary]) -> Result<String> {
                     (*p, v)
                 })
                 .collect();
-            let max = bars.iter().filter_map(|b| b.1).fold(0.0f64, f64::max);
+            let reference = (metric.reference)(*scenario);
+            let max = bars
+                .iter()
+                .filter_map(|b| b.1)
+                .chain(reference)
+                .fold(0.0f64, f64::max);
             let ymax = if max > 0.0 { max * 1.2 } else { 1.0 };
             let mut chart = ChartBuilder::on(area)
                 .caption(
@@ -139,6 +156,7 @@ pub fn render(metric: &Metric, summaries: &[Summary]) -> Result<String> {
                 .configure_mesh()
                 .disable_x_mesh()
                 .disable_x_axis()
+                .light_line_style(TRANSPARENT)
                 .y_labels(6)
                 .y_label_style(("sans-serif", 11))
                 .draw()
@@ -176,6 +194,27 @@ pub fn render(metric: &Metric, summaries: &[Summary]) -> Result<String> {
                             .map_err(err)?;
                     }
                 }
+            }
+            if let Some(r) = reference {
+                let n = bars.len().max(1) as f64;
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        [(0.0, r), (n, r)],
+                        6,
+                        4,
+                        BLACK.stroke_width(1),
+                    ))
+                    .map_err(err)?;
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        format!("link {r:.1}"),
+                        (n, r),
+                        ("sans-serif", 10)
+                            .into_font()
+                            .color(&BLACK)
+                            .pos(Pos::new(HPos::Right, VPos::Bottom)),
+                    )))
+                    .map_err(err)?;
             }
         }
         for (i, p) in pairs.iter().enumerate() {

@@ -37,6 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
 
 pub use args::{BenchArgs, KcpVariant, LinkScenario, PairKind};
 use report::{RunRecord, Summary};
@@ -73,6 +74,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
 
 /// The whole benchmark, blocking; `cancel` stops it between and within runs.
 pub fn run_blocking(args: &BenchArgs, cancel: &AtomicBool) -> Result<()> {
+    if let Some(path) = &args.report_from {
+        return rerender(path, &args.out);
+    }
     let scenarios = args::dedup_keep_order(&args.scenarios);
     let variants = args::dedup_keep_order(&args.variants);
     let pairs = args::dedup_keep_order(&args.pairs);
@@ -156,52 +160,100 @@ pub fn run_blocking(args: &BenchArgs, cancel: &AtomicBool) -> Result<()> {
         }
     }
     let summaries = report::summarize(&records);
-    let context = RunContext {
-        args,
-        mkcp_bin: mkcp_bin.as_deref(),
-        v2ray: v2ray.as_ref(),
-        elapsed: started.elapsed(),
+    let meta = Meta {
+        runs: args.runs,
+        duration_s: args.duration.as_secs_f64(),
+        rtt_samples: args.rtt_samples,
+        rtt_time_s: args.rtt_time.as_secs_f64(),
+        seed: args.seed,
+        mkcp_bin: mkcp_bin.as_ref().map(|p| p.display().to_string()),
+        v2ray: v2ray.as_ref().map(|v| {
+            let version = v.version().unwrap_or_else(|e| format!("unknown ({e})"));
+            format!("{} ({version})", v.path().display())
+        }),
+        elapsed_s: started.elapsed().as_secs_f64(),
         interrupted: cancel.load(Ordering::Relaxed),
+        cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
     };
-    write_outputs(&args.out, &records, &summaries, &context)?;
+    write_outputs(&args.out, &records, &summaries, &meta)?;
     println!("{}", report::markdown_table(&summaries));
     let targets = report::targets_section(&summaries);
     if !targets.is_empty() {
         println!("{targets}");
     }
     eprintln!("mkcp bench: results in {}", args.out.display());
-    if context.interrupted {
+    if meta.interrupted {
         bail!("interrupted");
     }
     Ok(())
 }
 
-/// What the report says about how it was made.
-struct RunContext<'a> {
-    args: &'a BenchArgs,
-    mkcp_bin: Option<&'a Path>,
-    v2ray: Option<&'a mkcp_v2ray::V2rayBin>,
-    elapsed: Duration,
-    interrupted: bool,
+/// How a set of results was made; stored in `results.json` next to the records.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Meta {
+    /// Runs per cell.
+    pub runs: u32,
+    /// Bulk transfer length (s).
+    pub duration_s: f64,
+    /// Echo samples asked for per run.
+    pub rtt_samples: usize,
+    /// Echo time budget per run (s).
+    pub rtt_time_s: f64,
+    /// Link seed base.
+    pub seed: u64,
+    /// The mkcp binary used.
+    pub mkcp_bin: Option<String>,
+    /// The V2Ray binary used, with its version.
+    pub v2ray: Option<String>,
+    /// Wall-clock time of the whole matrix (s).
+    pub elapsed_s: f64,
+    /// Whether Ctrl-C cut the matrix short.
+    pub interrupted: bool,
+    /// CPUs of the machine.
+    pub cpus: usize,
+}
+
+/// The contents of `results.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResultsFile {
+    /// How the results were made.
+    #[serde(flatten)]
+    pub meta: Meta,
+    /// Every run.
+    pub records: Vec<RunRecord>,
+    /// Medians per cell (recomputed from `records` when re-rendering).
+    #[serde(default)]
+    pub summaries: Vec<Summary>,
+}
+
+/// `--report-from`: rewrites the report and charts of an earlier `results.json` into `out`.
+fn rerender(path: &Path, out: &Path) -> Result<()> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let file: ResultsFile =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let summaries = report::summarize(&file.records);
+    fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    write_outputs(out, &file.records, &summaries, &file.meta)?;
+    println!("{}", report::markdown_table(&summaries));
+    eprintln!("mkcp bench: report written to {}", out.display());
+    Ok(())
 }
 
 fn write_outputs(
     out: &Path,
     records: &[RunRecord],
     summaries: &[Summary],
-    ctx: &RunContext<'_>,
+    meta: &Meta,
 ) -> Result<()> {
-    let json = serde_json::json!({
-        "duration_s": ctx.args.duration.as_secs_f64(),
-        "runs": ctx.args.runs,
-        "rtt_samples": ctx.args.rtt_samples,
-        "seed": ctx.args.seed,
-        "records": records,
-        "summaries": summaries,
-    });
+    let file = ResultsFile {
+        meta: meta.clone(),
+        records: records.to_vec(),
+        summaries: summaries.to_vec(),
+    };
     fs::write(
         out.join("results.json"),
-        serde_json::to_string_pretty(&json).context("serialising results")?,
+        serde_json::to_string_pretty(&file).context("serialising results")?,
     )
     .context("writing results.json")?;
 
@@ -221,29 +273,32 @@ fn write_outputs(
         md,
         "{} run(s) per cell, {:.0} s bulk transfer, {} echo samples (≤ {:.0} s) per run; \
          took {:.0} s{}.\n",
-        ctx.args.runs,
-        ctx.args.duration.as_secs_f64(),
-        ctx.args.rtt_samples,
-        ctx.args.rtt_time.as_secs_f64(),
-        ctx.elapsed.as_secs_f64(),
-        if ctx.interrupted {
+        meta.runs,
+        meta.duration_s,
+        meta.rtt_samples,
+        meta.rtt_time_s,
+        meta.elapsed_s,
+        if meta.interrupted {
             " (interrupted)"
         } else {
             ""
         }
     );
-    if let Some(p) = ctx.mkcp_bin {
-        let _ = writeln!(md, "- mkcp: `{}`", p.display());
+    if let Some(p) = &meta.mkcp_bin {
+        let _ = writeln!(md, "- mkcp: `{p}`");
     }
-    if let Some(v) = ctx.v2ray {
-        let version = v.version().unwrap_or_else(|e| format!("unknown ({e})"));
-        let _ = writeln!(md, "- V2Ray: `{}` ({version})", v.path().display());
+    if let Some(v) = &meta.v2ray {
+        let _ = writeln!(md, "- V2Ray: `{v}`");
     }
     let _ = writeln!(
         md,
         "- machine: {} CPU(s); medians; MB = 10^6 bytes, GB = 10^9 bytes; wire = UDP payload \
          bytes into the relay, both ways; load = 1-minute load average at the start of the runs\n",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        if meta.cpus > 0 {
+            meta.cpus.to_string()
+        } else {
+            "?".into()
+        }
     );
     md.push_str(&report::markdown_table(summaries));
     let targets = report::targets_section(summaries);

@@ -297,6 +297,40 @@ fn results_round_trip_through_json() {
     assert!(json.contains("\"pair\":\"mkcp-mkcp\""));
 }
 
+#[test]
+fn report_from_rewrites_the_report_of_earlier_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = serde_json::json!({
+        "runs": 3,
+        "duration_s": 10.0,
+        "cpus": 2,
+        "records": sample_records(),
+    });
+    let src = dir.path().join("old.json");
+    std::fs::write(&src, json.to_string()).unwrap();
+    let out = dir.path().join("out");
+    let args = parse(&[
+        "--report-from",
+        src.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .unwrap();
+    mkcp_bench::run_blocking(&args, &AtomicBool::new(false)).unwrap();
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(
+        md.contains("| clean loopback | default | mkcp → mkcp | 50.00 |"),
+        "{md}"
+    );
+    assert!(md.contains("- machine: 2 CPU(s)"), "{md}");
+    assert!(md.contains("## Failed runs"));
+    assert!(out.join("goodput.svg").is_file());
+    let back: mkcp_bench::ResultsFile =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(back.records, sample_records());
+    assert_eq!(back.summaries.len(), 3);
+}
+
 /// One second of mkcp↔mkcp on the clean link, through the real binary.
 /// Run with `cargo build --release -p mkcp-cli && MKCP_BIN=target/release/mkcp
 /// cargo test -p mkcp-bench -- --ignored`.
