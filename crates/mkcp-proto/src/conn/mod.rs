@@ -202,7 +202,6 @@ pub struct Connection {
     ping_due: bool,
     terminate_due: bool,
     next_terminate_us: u64,
-    terminate_interval_us: u64,
     write_shut: bool,
     fin_due: bool,
     fin_next_us: Option<u64>,
@@ -317,7 +316,6 @@ impl Connection {
             ping_due: false,
             terminate_due: false,
             next_terminate_us: 0,
-            terminate_interval_us: TERMINATE_INTERVAL_US,
             write_shut: false,
             fin_due: false,
             fin_next_us: None,
@@ -455,8 +453,7 @@ impl Connection {
             State::Terminating => {
                 self.send.discard();
                 self.terminate_due = true;
-                self.terminate_interval_us = TERMINATE_INTERVAL_US;
-                self.next_terminate_us = t + self.terminate_interval_us;
+                self.next_terminate_us = t + TERMINATE_INTERVAL_US;
                 self.event(ConnEvent::Readable);
                 self.event(ConnEvent::Writable);
             }
@@ -1009,7 +1006,7 @@ impl Connection {
                 }
                 if t >= self.next_terminate_us {
                     self.terminate_due = true;
-                    self.next_terminate_us = t + self.terminate_interval_us;
+                    self.next_terminate_us = t + TERMINATE_INTERVAL_US;
                 }
             }
             _ => {}
