@@ -52,6 +52,11 @@ pub const CMD_FIN: u8 = 0xF1;
 /// all); 16 in the 8 s make a lost-Terminate stall unlikely even on a very lossy link.
 const TERMINATE_INTERVAL_US: u64 = 500_000;
 
+/// A connection whose stream has not moved for this long gives its spare buffers
+/// back (they are reallocated if it gets busy again). Checked when a timer runs, at
+/// the latest at the next keep-alive.
+const IDLE_TRIM_US: u64 = 1_000_000;
+
 /// Largest peer receive window we believe (segments). Larger advertisements are
 /// treated as implausible.
 const MAX_PEER_WINDOW: u32 = 1 << 16;
@@ -182,6 +187,8 @@ pub struct Connection {
     last_incoming_us: u64,
     last_send_us: u64,
     progress_us: u64,
+    /// Last time stream data moved (written, received or read).
+    last_data_us: u64,
     last_ping_ms: u32,
     rtt: RttEstimator,
     send: SendBuffer,
@@ -296,6 +303,7 @@ impl Connection {
             last_incoming_us: 0,
             last_send_us: 0,
             progress_us: 0,
+            last_data_us: 0,
             last_ping_ms: 0,
             rtt: RttEstimator::new(min_rtt, min_rto, max_rto),
             send: SendBuffer::new(mss),
@@ -440,6 +448,10 @@ impl Connection {
         }
         self.state = s;
         self.state_begin_us = t;
+        if s != State::Active && s != State::ReadyToClose {
+            // Nothing more will be sent or received: only what waits to be read stays.
+            self.recv.trim(0);
+        }
         match s {
             State::PeerClosed | State::PeerTerminating => {
                 self.send.discard();
@@ -534,6 +546,7 @@ impl Connection {
                 }
             }
             Accept::Duplicate | Accept::Stored => {
+                self.last_data_us = self.now_us;
                 if self.p.compat {
                     self.v2acks.add(d.number, d.timestamp);
                 } else {
@@ -757,6 +770,7 @@ impl Connection {
             self.p.write_buffer_bytes,
         );
         self.stats.bytes_written += n as u64;
+        self.last_data_us = self.now_us.max(self.us(now));
         if n < data.len() {
             self.write_blocked = true;
         }
@@ -802,6 +816,7 @@ impl Connection {
             self.stats.bytes_read += n as u64;
             let t = self.us(now);
             self.now_us = self.now_us.max(t);
+            self.last_data_us = self.now_us;
             if self.p.compat {
                 self.compat_wake(t);
             } else {
@@ -1017,6 +1032,7 @@ impl Connection {
                 self.fin_next_us = None;
             }
         }
+        self.trim_if_idle(t);
         if self.p.compat {
             self.compat_timers(t);
             return;
@@ -1037,6 +1053,21 @@ impl Connection {
             self.ping_due = true;
         }
         self.after_progress(t);
+    }
+
+    /// Gives spare buffers back once the stream has been still for a while.
+    fn trim_if_idle(&mut self, t: u64) {
+        let last = self.last_data_us.max(self.progress_us);
+        if t.saturating_sub(last) < IDLE_TRIM_US {
+            return;
+        }
+        if self.send.is_empty() {
+            self.send.trim(0);
+        }
+        if self.recv.buffered_bytes() == 0 {
+            self.recv.trim(0);
+        }
+        self.acks.trim();
     }
 
     // ----------------------------------------------------------------- output

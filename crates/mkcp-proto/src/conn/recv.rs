@@ -1,7 +1,9 @@
 //! Receiving side: receive window, reassembly, and the ack lists (spec §3.11).
 //!
 //! [`RecvBuffer`] is a ring of `window` slots indexed by `number mod window`: O(1) per
-//! segment, no allocation in steady state (payload buffers are recycled).
+//! segment, no allocation in steady state (payload buffers are recycled). The ring is
+//! allocated with the first segment stored and given back by [`RecvBuffer::trim`]
+//! once it is empty, so an idle connection holds no receive memory.
 //! `recv.next` (V2Ray's `receivingNext`) only advances when the application reads,
 //! so unread data keeps its slots and the advertised window closes: this is the
 //! flow control.
@@ -28,7 +30,10 @@ pub enum Accept {
 pub struct RecvBuffer {
     next: u32,
     window: u32,
+    /// `window` slots, or none at all while nothing is stored.
     slots: Vec<Option<Vec<u8>>>,
+    /// Slots in use.
+    stored: usize,
     /// Bytes already read from the slot at `next`.
     offset: usize,
     buffered: usize,
@@ -42,7 +47,8 @@ impl RecvBuffer {
         RecvBuffer {
             next: 0,
             window,
-            slots: (0..window).map(|_| None).collect(),
+            slots: Vec::new(),
+            stored: 0,
             offset: 0,
             buffered: 0,
             pool: Vec::new(),
@@ -77,7 +83,11 @@ impl RecvBuffer {
     pub fn classify(&self, number: u32) -> Accept {
         let idx = number.wrapping_sub(self.next);
         if idx < self.window {
-            if self.slots[self.slot(number)].is_some() {
+            if self
+                .slots
+                .get(self.slot(number))
+                .is_some_and(Option::is_some)
+            {
                 Accept::Duplicate
             } else {
                 Accept::Stored
@@ -93,19 +103,35 @@ impl RecvBuffer {
     pub fn accept(&mut self, number: u32, payload: &[u8]) -> Accept {
         let verdict = self.classify(number);
         if verdict == Accept::Stored {
+            if self.slots.is_empty() {
+                self.slots = (0..self.window).map(|_| None).collect();
+            }
             let mut buf = self.pool.pop().unwrap_or_default();
             buf.clear();
             buf.extend_from_slice(payload);
             self.buffered += payload.len();
             let s = self.slot(number);
             self.slots[s] = Some(buf);
+            self.stored += 1;
         }
         verdict
     }
 
     /// True when the segment at `next` is present (a read would return data).
     pub fn readable(&self) -> bool {
-        self.slots[self.slot(self.next)].is_some()
+        self.slots
+            .get(self.slot(self.next))
+            .is_some_and(Option::is_some)
+    }
+
+    /// Gives spare memory back: the payload pool keeps at most `keep` buffers, and
+    /// the ring itself goes while it holds nothing.
+    pub fn trim(&mut self, keep: usize) {
+        self.pool.truncate(keep);
+        self.pool.shrink_to_fit();
+        if self.stored == 0 {
+            self.slots = Vec::new();
+        }
     }
 
     /// Copies in-order bytes into `out`; returns how many. Advances `next` past every
@@ -114,7 +140,7 @@ impl RecvBuffer {
         let mut n = 0;
         while n < out.len() {
             let s = self.slot(self.next);
-            let Some(seg) = self.slots[s].as_ref() else {
+            let Some(seg) = self.slots.get(s).and_then(Option::as_ref) else {
                 break;
             };
             let avail = &seg[self.offset..];
@@ -124,6 +150,7 @@ impl RecvBuffer {
             self.offset += take;
             self.buffered -= take;
             if self.offset == seg.len() {
+                self.stored -= 1;
                 if let Some(buf) = self.slots[s].take() {
                     // At most one window of buffers: what the window holds anyway.
                     if self.pool.len() < self.window as usize {
@@ -154,7 +181,7 @@ impl AckList {
     /// An empty list holding at most `cap` numbers.
     pub fn new(cap: usize) -> AckList {
         AckList {
-            pending: Vec::with_capacity(cap.min(1024)),
+            pending: Vec::new(),
             repeat: std::collections::VecDeque::new(),
             cap: cap.max(1),
         }
@@ -165,6 +192,12 @@ impl AckList {
         if self.pending.len() < self.cap {
             self.pending.push((number, timestamp));
         }
+    }
+
+    /// Gives spare capacity back (nothing pending is lost).
+    pub fn trim(&mut self) {
+        self.pending.shrink_to_fit();
+        self.repeat.shrink_to_fit();
     }
 
     /// Numbers waiting to be acknowledged for the first time.

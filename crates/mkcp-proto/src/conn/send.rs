@@ -431,12 +431,21 @@ impl SendBuffer {
         self.order.push_back((number, seg.transmit));
     }
 
-    /// Drops everything queued (peer closed or terminated the connection).
+    /// Gives spare memory back: the payload pool keeps at most `keep` buffers, and
+    /// the queues shrink to what they hold.
+    pub fn trim(&mut self, keep: usize) {
+        self.pool.truncate(keep);
+        self.pool.shrink_to_fit();
+        self.segs.shrink_to_fit();
+        self.lost.shrink_to_fit();
+        self.order.shrink_to_fit();
+    }
+
+    /// Drops everything queued (peer closed or terminated the connection) and gives
+    /// the memory back.
     pub fn discard(&mut self) {
         let next = self.next_number();
-        while let Some(seg) = self.segs.pop_front() {
-            self.recycle(seg.payload);
-        }
+        self.segs.clear();
         self.una = next;
         self.unsent = next;
         self.una_changed = true;
@@ -445,6 +454,7 @@ impl SendBuffer {
         self.in_flight_bytes = 0;
         self.lost.clear();
         self.order.clear();
+        self.trim(0);
     }
 
     /// V2Ray's send flush (spec §3.10 step 2): transmits every due segment, oldest
