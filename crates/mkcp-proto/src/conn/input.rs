@@ -1,0 +1,241 @@
+//! What arrives: the segments of one datagram's plaintext (spec §3.7, §3.10 ack
+//! processing, §3.11 data processing).
+
+use std::time::Instant;
+
+use super::recv::Accept;
+use super::{before, ConnEvent, Connection, State, MAX_PEER_WINDOW};
+use crate::wire::segment::{
+    AckSegment, CmdSegment, DataSegment, Segment, CMD_TERMINATE, OPTION_CLOSE,
+};
+use crate::wire::segments;
+
+use super::CMD_FIN;
+
+impl Connection {
+    /// Processes the plaintext of one datagram addressed to this connection: walks its
+    /// segments and stops at the first one with a different conversation id (spec §3.7).
+    pub fn handle_plaintext(&mut self, now: Instant, plaintext: &[u8]) {
+        if self.state == State::Terminated {
+            return;
+        }
+        let t = self.advance(now);
+        self.times.last_incoming_us = t;
+        self.stats.datagrams_received += 1;
+        let mut wake = false;
+        for seg in segments(plaintext) {
+            if seg.conv() != self.conv {
+                break;
+            }
+            if seg.option() & OPTION_CLOSE != 0 {
+                self.on_peer_close(t);
+            }
+            match seg {
+                Segment::Data(d) => {
+                    self.on_data(&d);
+                    wake = true;
+                }
+                Segment::Ack(a) => {
+                    self.on_ack(t, &a);
+                    wake = true;
+                }
+                Segment::Cmd(c) => self.on_cmd(t, &c),
+            }
+            if self.state == State::Terminated {
+                return;
+            }
+        }
+        if wake {
+            self.v2ray_wake(t);
+        }
+        self.after_progress(t);
+    }
+
+    fn on_peer_close(&mut self, t: u64) {
+        match self.state {
+            State::Active => self.set_state(t, State::PeerClosed),
+            State::ReadyToClose => self.set_state(t, State::Terminating),
+            _ => {}
+        }
+    }
+
+    fn on_data(&mut self, d: &DataSegment<'_>) {
+        self.stats.data_segments_received += 1;
+        if let Some(v) = self.v2ray.as_deref_mut() {
+            v.acks.clear(d.sending_next);
+        }
+        match self.recv.classify(d.number) {
+            Accept::OutOfWindow => self.stats.out_of_window_received += 1,
+            Accept::Old => {
+                self.stats.duplicates_received += 1;
+                if self.v2ray.is_none() {
+                    // V2Ray stays silent here (spec §5 item 30); a cumulative ack
+                    // tells the sender at once.
+                    self.due.ack = true;
+                }
+            }
+            Accept::Duplicate | Accept::Stored => {
+                self.times.last_data_us = self.now_us;
+                match self.v2ray.as_deref_mut() {
+                    Some(v) => v.acks.add(d.number, d.timestamp),
+                    None => self.acks.add(d.number, d.timestamp),
+                }
+                let readable = self.recv.readable();
+                if self.recv.accept(d.number, d.payload) == Accept::Duplicate {
+                    self.stats.duplicates_received += 1;
+                }
+                if !readable && self.recv.readable() {
+                    self.event(ConnEvent::Readable);
+                }
+            }
+        }
+    }
+
+    fn learn_peer_window(&mut self, window_end: u32, next: u32) {
+        let size = window_end.wrapping_sub(next);
+        let ahead = window_end.wrapping_sub(self.send.una());
+        if size > MAX_PEER_WINDOW || (ahead > 0x7FFF_FFFF && self.send.una() != 0) {
+            self.stats.implausible += 1;
+            return;
+        }
+        self.peer.size = Some(size);
+        if before(self.peer.end, window_end) {
+            self.peer.end = window_end;
+        }
+    }
+
+    pub(super) fn apply_cumulative(&mut self, t: u64, rn: u32) {
+        if !self.send.plausible_cumulative(rn) {
+            // V2Ray would drop queued data here (spec §5 item 8); we refuse.
+            self.stats.implausible += 1;
+            return;
+        }
+        let freed = self.send.ack_cumulative(rn);
+        if freed > 0 {
+            self.times.progress_us = t;
+            self.cc.delivered += freed;
+            self.cc.delivered_us = t;
+            self.stats.bytes_acked += freed;
+        }
+    }
+
+    fn on_ack(&mut self, t: u64, a: &AckSegment<'_>) {
+        self.learn_peer_window(a.receiving_window, a.receiving_next);
+        if self.v2ray.is_some() {
+            self.on_ack_v2ray(t, a);
+            return;
+        }
+        // The listed numbers go first: they carry the RTT and delivery-rate samples.
+        // V2Ray acks in its flush, once per TTI, when its `receivingNext` usually covers
+        // every listed number already; applied first, the cumulative point would free
+        // them all and leave no sample (interop finding: RTO stuck at its floor on the
+        // few surviving short samples, spurious timeouts, a starved bandwidth estimate).
+        let mut newest_sent: Option<u64> = None;
+        let mut rtt_us: Option<u64> = None;
+        for k in a.numbers.iter() {
+            let Some(info) = self.send.ack_number(k) else {
+                continue;
+            };
+            self.times.progress_us = t;
+            self.cc.delivered += u64::from(info.len);
+            self.cc.delivered_us = t;
+            self.stats.bytes_acked += u64::from(info.len);
+            newest_sent = Some(newest_sent.map_or(info.sent_us, |n| n.max(info.sent_us)));
+            if info.transmit == 1 {
+                rtt_us = Some(t.saturating_sub(info.sent_us));
+            }
+            self.cc.rate.on_delivery(
+                t,
+                info.delivered,
+                self.cc.delivered,
+                t.saturating_sub(info.delivered_us),
+                self.send.in_flight_bytes() as u64,
+            );
+        }
+        self.apply_cumulative(t, a.receiving_next);
+        let now_ms = Self::ms(t);
+        if let Some(r) = rtt_us {
+            self.rtt.update((r / 1000) as u32, now_ms);
+            self.cc.rate.on_rtt(t, r);
+        } else if newest_sent.is_some() && a.timestamp != 0 {
+            // Only retransmitted segments were acked (Karn: their own send times are
+            // ambiguous). The echoed timestamp belongs to the transmission that arrived,
+            // so it still measures the path. Without this, a path whose RTT exceeds the
+            // initial RTO retransmits every segment and never learns its RTT. Timestamp 0
+            // is skipped: V2Ray sends it in acks that carry no fresh entry (spec §5 item 19).
+            let sample = now_ms.wrapping_sub(a.timestamp);
+            if sample < 10_000 {
+                self.rtt.update(sample, now_ms);
+                self.cc.rate.on_rtt(t, u64::from(sample.max(1)) * 1000);
+            }
+        }
+        if let Some(ns) = newest_sent {
+            let reo = (self.cc.rate.min_rtt_us().unwrap_or(4_000) / 4).max(1_000);
+            let lost = self.send.detect_lost_by_time(ns, reo);
+            self.cc.lost_in_round += lost as u32;
+        }
+    }
+
+    fn on_cmd(&mut self, t: u64, c: &CmdSegment) {
+        let now_ms = Self::ms(t);
+        if c.cmd == CMD_TERMINATE {
+            match self.state {
+                State::Active | State::PeerClosed => self.set_state(t, State::PeerTerminating),
+                State::ReadyToClose => self.set_state(t, State::Terminating),
+                State::Terminating => {
+                    self.set_state(t, State::Terminated);
+                    return;
+                }
+                _ => {}
+            }
+        }
+        if c.option == OPTION_CLOSE || c.cmd == CMD_TERMINATE {
+            self.event(ConnEvent::Readable);
+            self.event(ConnEvent::Writable);
+        }
+        self.apply_cumulative(t, c.receiving_next);
+        if let Some(v) = self.v2ray.as_deref_mut() {
+            v.acks.clear(c.sending_next);
+        }
+        self.rtt.update_peer_rto(c.peer_rto, now_ms);
+        if let Some(size) = self.peer.size {
+            let end = c.receiving_next.wrapping_add(size);
+            if self.send.plausible_cumulative(c.receiving_next) && before(self.peer.end, end) {
+                self.peer.end = end;
+            }
+        }
+        if c.cmd == CMD_FIN
+            && !before(c.sending_next, self.recv.next())
+            && self.close.peer_fin.is_none()
+        {
+            self.close.peer_fin = Some(c.sending_next);
+            self.event(ConnEvent::Readable);
+        }
+    }
+
+    /// Bookkeeping after input or timers: writable events, the Ping that tells the
+    /// peer everything was acked, FIN, and closing transitions.
+    pub(super) fn after_progress(&mut self, t: u64) {
+        if self.send.take_una_changed() {
+            if self.close.write_blocked {
+                self.close.write_blocked = false;
+                self.event(ConnEvent::Writable);
+            }
+            if self.send.is_empty() && self.v2ray.is_none() {
+                // Lets a V2Ray peer drop its ack list (it re-acks until it learns
+                // our sendingNext, spec §3.11).
+                self.due.ping = true;
+            }
+        }
+        if self.close.write_shut
+            && self.send.is_empty()
+            && self.close.fin_sends == 0
+            && !self.close.fin_due
+        {
+            self.close.fin_due = true;
+        }
+        if self.state == State::ReadyToClose && self.send.is_empty() {
+            self.set_state(t, State::Terminating);
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! What we send: our flush (spec §3.6, with the differences of spec §6 "free to
+//! improve"): acknowledgements first, then control segments, then data (lost segments
+//! first), several segments per datagram, paced and within both windows.
+
+use std::time::Instant;
+
+use super::{Connection, State, CMD_FIN};
+use crate::wire::segment::{
+    AckNumbers, AckSegment, CmdSegment, DataSegment, Segment, ACK_HEADER_LEN, CMD_LEN, CMD_PING,
+    CMD_TERMINATE, DATA_HEADER_LEN,
+};
+
+impl Connection {
+    /// Writes the plaintext of the next datagram into `buf` and returns its length, or
+    /// `None` if nothing is to be sent now.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if self.state == State::Terminated {
+            return None;
+        }
+        let t = self.us(now).max(self.now_us);
+        self.now_us = t;
+        let max = buf.len().min(self.p.max_plaintext);
+        let buf = &mut buf[..max];
+        let w = if self.v2ray.is_some() {
+            self.transmit_v2ray(t, buf)
+        } else {
+            self.transmit(t, buf)
+        };
+        if w == 0 {
+            return None;
+        }
+        self.times.last_send_us = t;
+        self.stats.datagrams_sent += 1;
+        Some(w)
+    }
+
+    pub(super) fn emit(buf: &mut [u8], w: &mut usize, seg: &Segment<'_>) -> bool {
+        match seg.emit(&mut buf[*w..]) {
+            Ok(n) => {
+                *w += n;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub(super) fn cmd(&self, cmd: u8) -> CmdSegment {
+        CmdSegment {
+            conv: self.conv,
+            cmd,
+            option: self.option(),
+            sending_next: self.send.una(),
+            receiving_next: self.recv.next(),
+            peer_rto: self.rtt.rto(),
+        }
+    }
+
+    fn transmit(&mut self, t: u64, buf: &mut [u8]) -> usize {
+        let mut w = self.write_acks(buf);
+        let now_ms = Self::ms(t);
+        // Control segments.
+        if self.due.terminate && buf.len() - w >= CMD_LEN {
+            let seg = Segment::Cmd(self.cmd(CMD_TERMINATE));
+            if Self::emit(buf, &mut w, &seg) {
+                self.due.terminate = false;
+                self.times.last_ping_ms = now_ms;
+            }
+        }
+        if self.state == State::Terminating {
+            self.due.ping = false;
+            return w;
+        }
+        let fin_now = self.close.write_shut && self.send.is_empty();
+        if (self.close.fin_due || (self.due.ping && fin_now)) && buf.len() - w >= CMD_LEN {
+            let seg = Segment::Cmd(self.cmd(CMD_FIN));
+            if Self::emit(buf, &mut w, &seg) {
+                self.due.ping = false;
+                self.on_fin_sent(t);
+            }
+        }
+        if self.due.ping && buf.len() - w >= CMD_LEN {
+            let seg = Segment::Cmd(self.cmd(CMD_PING));
+            if Self::emit(buf, &mut w, &seg) {
+                self.due.ping = false;
+                self.times.last_ping_ms = now_ms;
+            }
+        }
+        self.write_data(t, buf, w)
+    }
+
+    /// Acknowledgements (and window updates) at the start of `buf`; returns the length.
+    fn write_acks(&mut self, buf: &mut [u8]) -> usize {
+        let mut w = 0;
+        while !self.acks.is_empty() || self.due.ack {
+            let room = buf.len() - w;
+            if room < ACK_HEADER_LEN + if self.acks.is_empty() { 0 } else { 4 } {
+                break;
+            }
+            let count = ((room - ACK_HEADER_LEN) / 4).min(255);
+            let mut scratch = std::mem::take(&mut self.scratch);
+            scratch.clear();
+            let ts = self.acks.take(count, self.recv.next(), &mut scratch);
+            let seg = Segment::Ack(AckSegment {
+                conv: self.conv,
+                option: self.option(),
+                receiving_window: self.recv.window_end(),
+                receiving_next: self.recv.next(),
+                timestamp: ts,
+                numbers: AckNumbers::List(&scratch),
+            });
+            let ok = Self::emit(buf, &mut w, &seg);
+            self.scratch = scratch;
+            if !ok {
+                break;
+            }
+            self.peer.advertised_end = self.recv.window_end();
+            self.due.ack = false;
+        }
+        w
+    }
+
+    /// Data from `w` on: lost segments first, then new ones, within the congestion
+    /// window, the peer's window and the pacing rate. Returns the datagram's length.
+    fn write_data(&mut self, t: u64, buf: &mut [u8], mut w: usize) -> usize {
+        let now_ms = Self::ms(t);
+        let rate = self.cc.rate.pacing_rate();
+        while self.can_send_data() {
+            if self.cc.pacer.next_send(t, rate, self.p.mtu) > t {
+                break;
+            }
+            let Some(number) = self.send.next_to_send(self.peer.end) else {
+                break;
+            };
+            let Some(seg) = self.send.get(number) else {
+                break;
+            };
+            if buf.len() - w < DATA_HEADER_LEN + seg.payload.len() {
+                break;
+            }
+            let retransmit = seg.transmit > 0;
+            let len = seg.payload.len();
+            let d = Segment::Data(DataSegment {
+                conv: self.conv,
+                option: self.option(),
+                timestamp: now_ms,
+                number,
+                sending_next: self.send.una(),
+                payload: &seg.payload,
+            });
+            if !Self::emit(buf, &mut w, &d) {
+                break;
+            }
+            if self.send.in_flight() == 0 {
+                // Nothing was in flight: the delivery clock restarts now, so idle
+                // time does not dilute the rate sample.
+                self.cc.delivered_us = t;
+            }
+            self.send.on_sent(
+                number,
+                t,
+                now_ms,
+                self.rtt.rto(),
+                self.cc.delivered,
+                self.cc.delivered_us,
+            );
+            self.cc
+                .pacer
+                .on_send(t, len + DATA_HEADER_LEN, rate, self.p.mtu);
+            self.stats.data_segments_sent += 1;
+            self.cc.sent_in_round += 1;
+            if retransmit {
+                self.stats.retransmissions += 1;
+                self.stats.bytes_retransmitted += len as u64;
+            }
+        }
+        // The loss-rate round: V2Ray's loss window (`congestion: true`) takes its
+        // figure; the counters restart either way so they stay bounded.
+        if self.cc.sent_in_round >= self.cc.loss.window() {
+            if self.p.congestion {
+                let rate = self.cc.lost_in_round * 100 / self.cc.sent_in_round.max(1);
+                self.cc.loss.on_loss_rate(rate);
+            }
+            self.cc.sent_in_round = 0;
+            self.cc.lost_in_round = 0;
+        }
+        w
+    }
+
+    /// Schedules the next FIN: resent with backoff (8 times), since nothing
+    /// acknowledges it; later keep-alives while write-shut are FINs too.
+    pub(super) fn on_fin_sent(&mut self, t: u64) {
+        self.close.fin_due = false;
+        self.close.fin_sends += 1;
+        self.times.last_ping_ms = Self::ms(t);
+        if self.close.fin_sends < 8 {
+            let backoff = (u64::from(self.rtt.rto().max(100)) * 1000) << (self.close.fin_sends - 1);
+            self.close.fin_next_us = Some(t + backoff);
+        }
+    }
+}
