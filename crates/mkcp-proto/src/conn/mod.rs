@@ -182,6 +182,10 @@ struct Times {
     last_data_us: u64,
     /// Last Ping or Terminate we sent (wire milliseconds).
     last_ping_ms: u32,
+    /// Last retransmission timeout.
+    rto_at_us: Option<u64>,
+    /// Retransmission timeouts in a row with nothing acknowledged in between.
+    rto_streak: u32,
 }
 
 /// What we know of the peer's receive window.

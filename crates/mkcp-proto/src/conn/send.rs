@@ -357,6 +357,26 @@ impl SendBuffer {
         Some(s.sent_us.saturating_add(rto_us(s.transmit)))
     }
 
+    /// Declares lost the oldest outstanding transmission if its RTO expired by
+    /// `now_us` (a probe: the rest stay in flight until the probe is answered, when
+    /// time-based detection finds what else was lost). Returns how many (0 or 1).
+    pub fn detect_oldest_lost_by_timeout(
+        &mut self,
+        now_us: u64,
+        rto_us: impl Fn(u32) -> u64,
+    ) -> usize {
+        let Some((num, i)) = self.order_front() else {
+            return 0;
+        };
+        let s = &self.segs[i];
+        if s.sent_us.saturating_add(rto_us(s.transmit)) > now_us {
+            return 0;
+        }
+        self.order.pop_front();
+        self.mark_lost(i, num);
+        1
+    }
+
     /// Declares lost every outstanding transmission whose RTO expired by `now_us`.
     pub fn detect_lost_by_timeout(&mut self, now_us: u64, rto_us: impl Fn(u32) -> u64) -> usize {
         let mut n = 0;

@@ -92,7 +92,12 @@ impl Connection {
             Timer::V2rayPing => self.v2ray.as_ref().map(|v| v.ping_us),
             Timer::Retransmit if self.v2ray.is_none() && self.data_allowed() => {
                 let rto = Self::rto_us_for(self.data_rto_ms(), self.p.max_rto, false);
-                self.send.rto_deadline(rto)
+                let oldest = self.send.rto_deadline(rto)?;
+                // While timeouts go unanswered, probes are spaced by a backoff.
+                Some(match self.unanswered_rto() {
+                    Some(at) => oldest.max(at + self.probe_backoff_us()),
+                    None => oldest,
+                })
             }
             Timer::Pacing if self.v2ray.is_none() && self.can_send_data() => {
                 // A pacing time already reached means "ready to transmit", which the
@@ -135,9 +140,18 @@ impl Connection {
             Timer::V2rayTick => self.v2ray_tick(t),
             Timer::V2rayPing => self.v2ray_ping(t),
             Timer::Retransmit => {
+                // Only the oldest segment is resent (a probe). A merely lossy path
+                // answers it within a round trip, and the answer reveals by time what
+                // else was lost; a vanished peer gets one segment per backoff, not
+                // the whole window every RTO.
                 let rto = Self::rto_us_for(self.data_rto_ms(), self.p.max_rto, false);
-                let n = self.send.detect_lost_by_timeout(t, rto);
+                let n = self.send.detect_oldest_lost_by_timeout(t, rto);
                 if n > 0 {
+                    self.times.rto_streak = match self.unanswered_rto() {
+                        Some(_) => self.times.rto_streak.saturating_add(1),
+                        None => 1,
+                    };
+                    self.times.rto_at_us = Some(t);
                     self.stats.timeouts += 1;
                     self.cc.lost_in_round += n as u32;
                 }
@@ -145,6 +159,23 @@ impl Connection {
             Timer::KeepAlive => self.due.ping = true,
             Timer::Pacing => {}
         }
+    }
+
+    /// The last retransmission timeout, if nothing was acknowledged since.
+    fn unanswered_rto(&self) -> Option<u64> {
+        self.times
+            .rto_at_us
+            .filter(|&at| self.times.progress_us <= at)
+    }
+
+    /// Spacing of probes while timeouts go unanswered: the data RTO doubled per
+    /// timeout in a row, at most 8 times it (as a segment's own backoff) and at most
+    /// the largest RTO. A longer silence would outlast the 15 s that a closing
+    /// connection waits for progress on a merely very lossy path.
+    fn probe_backoff_us(&self) -> u64 {
+        let rto = u64::from(self.data_rto_ms().max(1));
+        let cap = u64::from(self.p.max_rto.max(1));
+        (rto << self.times.rto_streak.min(3)).min(cap) * 1000
     }
 
     fn idle_us(&self) -> u64 {

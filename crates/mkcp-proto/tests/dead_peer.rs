@@ -1,0 +1,110 @@
+//! A peer that vanishes mid-transfer (a phone losing its network) must not be flooded:
+//! after a retransmission timeout with nothing acknowledged, the sender probes with
+//! one segment at a time, backing off, instead of resending its whole window.
+
+mod support;
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use mkcp_proto::Config;
+use mkcp_sim::link::LinkConfig;
+use support::{random_bytes, Pair, SimPeer};
+
+/// 30 ms each way through a 100 Mbit/s bottleneck with a 256 KiB queue.
+fn link() -> LinkConfig {
+    LinkConfig::default()
+        .delay(Duration::from_millis(30))
+        .rate_bps(100_000_000)
+        .queue_bytes(256 * 1024)
+}
+
+/// What the server sent after the client vanished: in all, and from half a second
+/// on, once the in-flight allowance was used up and the first timeout fired.
+struct Sent {
+    bytes: u64,
+    datagrams: u64,
+    bytes_later: u64,
+}
+
+/// Bytes the server sends after the client vanished in the middle of a download.
+fn sent_to_a_vanished_downloader(kcp: Config, seed: u64) -> Sent {
+    let mut p = Pair::new(kcp, link(), link(), seed);
+    p.s().app.to_send = random_bytes(seed, 16 << 20);
+    let t0 = p.net.now();
+    p.c().pump(t0);
+    assert!(
+        p.run_until(Duration::from_secs(20), |c, _| c.app.received.len()
+            > 4 << 20)
+    );
+    let client = p.client;
+    let server = p.server;
+    p.net.remove_node(client);
+    let bytes = Rc::new(Cell::new(0u64));
+    let datagrams = Rc::new(Cell::new(0u64));
+    let late = Rc::new(Cell::new(0u64));
+    let (b, d, l) = (bytes.clone(), datagrams.clone(), late.clone());
+    let vanished = p.net.now();
+    let trace = std::env::var("MKCP_DEAD_TRACE").is_ok();
+    p.net.set_tap(move |now, src, _, data| {
+        if src == server {
+            if trace {
+                eprintln!("{:?} {}", now - vanished, data.len());
+            }
+            b.set(b.get() + data.len() as u64);
+            if now - vanished > Duration::from_millis(500) {
+                l.set(l.get() + data.len() as u64);
+            }
+            d.set(d.get() + 1);
+        }
+        true
+    });
+    // The idle timeout (30 s), then Terminating (8 s).
+    p.net.run_for(Duration::from_secs(45)).unwrap();
+    let s = p.net.node::<SimPeer>(server).unwrap();
+    assert!(
+        s.app.error.is_some(),
+        "the server notices that the peer is gone"
+    );
+    Sent {
+        bytes: bytes.get(),
+        datagrams: datagrams.get(),
+        bytes_later: late.get(),
+    }
+}
+
+fn check(sent: Sent) {
+    eprintln!(
+        "sent to the vanished peer: {} B in {} datagrams, {} B of them after the first 0.5 s",
+        sent.bytes, sent.datagrams, sent.bytes_later
+    );
+    // Until the first timeout the sender cannot know: it fills its in-flight
+    // allowance (about two bandwidth-delay products, 1.5 MB on this link) as it would
+    // for a live peer. Less than one window plus that allowance in all.
+    assert!(
+        sent.bytes < 2_000_000,
+        "{} bytes ({} datagrams) sent to a peer that no longer answers",
+        sent.bytes,
+        sent.datagrams
+    );
+    // After it: one probe per backoff and keep-alives, not the window every RTO
+    // (V2Ray, and mkcp before: 11 MB over the idle timeout).
+    assert!(
+        sent.bytes_later < 64 * 1024,
+        "{} bytes sent after the first timeout",
+        sent.bytes_later
+    );
+}
+
+#[test]
+fn a_vanished_peer_receives_less_than_a_megabyte() {
+    check(sent_to_a_vanished_downloader(Config::default(), 21));
+}
+
+#[test]
+fn a_vanished_peer_receives_less_than_a_megabyte_with_congestion_control() {
+    let mut kcp = Config::default();
+    kcp.congestion = true;
+    check(sent_to_a_vanished_downloader(kcp, 22));
+}
