@@ -384,20 +384,14 @@ impl Endpoint {
         if end <= off {
             return None;
         }
-        let cap = (end - off).min(self.max_plaintext().max(1));
-        // In compat mode V2Ray's MSS may exceed the MTU budget (GCM nonce); allow it.
-        let compat_cap = end - off;
+        // Each connection keeps within its own plaintext budget (in V2Ray mode, V2Ray's
+        // MSS may exceed the MTU budget by the GCM nonce, as V2Ray's own does).
         while let Some(&index) = self.ready.front() {
             let Some(Some(e)) = self.slots.get_mut(index as usize) else {
                 self.ready.pop_front();
                 continue;
             };
-            let limit = if self.config.kcp.tuning.v2ray_compat {
-                compat_cap
-            } else {
-                cap
-            };
-            match e.conn.poll_transmit(now, &mut buf[off..off + limit]) {
+            match e.conn.poll_transmit(now, &mut buf[off..end]) {
                 Some(len) => {
                     let peer = e.peer;
                     match self.codec.seal(buf, len) {

@@ -4,7 +4,8 @@
 use std::time::Instant;
 
 use super::recv::Accept;
-use super::{before, ConnEvent, Connection, State, MAX_PEER_WINDOW};
+use super::seq::{at_or_after, before};
+use super::{ConnEvent, Connection, State, MAX_PEER_WINDOW};
 use crate::wire::segment::{
     AckSegment, CmdSegment, DataSegment, Segment, CMD_TERMINATE, OPTION_CLOSE,
 };
@@ -93,8 +94,7 @@ impl Connection {
 
     fn learn_peer_window(&mut self, window_end: u32, next: u32) {
         let size = window_end.wrapping_sub(next);
-        let ahead = window_end.wrapping_sub(self.send.una());
-        if size > MAX_PEER_WINDOW || (ahead > 0x7FFF_FFFF && self.send.una() != 0) {
+        if size > MAX_PEER_WINDOW || (before(window_end, self.send.una()) && self.send.una() != 0) {
             self.stats.implausible += 1;
             return;
         }
@@ -205,7 +205,7 @@ impl Connection {
             }
         }
         if c.cmd == CMD_FIN
-            && !before(c.sending_next, self.recv.next())
+            && at_or_after(c.sending_next, self.recv.next())
             && self.close.peer_fin.is_none()
         {
             self.close.peer_fin = Some(c.sending_next);

@@ -39,6 +39,7 @@ mod output;
 pub mod recv;
 pub mod rtt;
 pub mod send;
+mod seq;
 mod timer;
 mod v2ray;
 
@@ -269,10 +270,6 @@ pub struct Connection {
     scratch: Vec<u32>,
     /// V2Ray's own sender and ack list (`v2ray_compat`), instead of ours.
     v2ray: Option<Box<V2rayMode>>,
-}
-
-fn before(a: u32, b: u32) -> bool {
-    a.wrapping_sub(b) > 0x7FFF_FFFF
 }
 
 impl Connection {

@@ -12,6 +12,8 @@
 //! the list is bounded) and [`V2rayAckList`] (V2Ray's exact re-ack schedule, used in
 //! `v2ray_compat` mode and checked against the `trace_ack_list` vector).
 
+use super::seq::{at_or_after, v2ray_ts_not_older};
+
 /// Outcome of offering a Data segment to the receive window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Accept {
@@ -92,7 +94,7 @@ impl RecvBuffer {
             } else {
                 Accept::Stored
             }
-        } else if self.next.wrapping_sub(number) <= 0x7FFF_FFFF {
+        } else if at_or_after(self.next, number) {
             Accept::Old
         } else {
             Accept::OutOfWindow
@@ -221,7 +223,7 @@ impl AckList {
             out.push(num);
             ts = Some(match ts {
                 None => t,
-                Some(cur) if t.wrapping_sub(cur) < 0x7FFF_FFFF => t,
+                Some(cur) if v2ray_ts_not_older(t, cur) => t,
                 Some(cur) => cur,
             });
         }
@@ -229,7 +231,7 @@ impl AckList {
             let Some(num) = self.repeat.pop_front() else {
                 break;
             };
-            if num.wrapping_sub(cumulative) < 0x8000_0000 {
+            if at_or_after(num, cumulative) {
                 out.push(num);
             }
         }
@@ -332,7 +334,7 @@ impl V2rayAckList {
                 continue;
             }
             cur.numbers.push(e.number);
-            if e.timestamp.wrapping_sub(cur.timestamp) < 0x7FFF_FFFF {
+            if v2ray_ts_not_older(e.timestamp, cur.timestamp) {
                 cur.timestamp = e.timestamp;
             }
             e.next_flush = now.wrapping_add(interval);

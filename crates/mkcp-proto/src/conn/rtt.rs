@@ -5,6 +5,8 @@
 //! the RTO is never below `min_rto` (V2Ray lets a 0 ms first sample give an RTO of 0),
 //! and a peer's RTO is only adopted within `[min_rto, max_rto]`.
 
+use super::seq::{at_or_after, negative};
+
 /// Smoothed RTT, its variation and the resulting RTO, in milliseconds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RttEstimator {
@@ -38,7 +40,7 @@ impl RttEstimator {
 
     /// Feeds one RTT sample taken at connection time `now` (ms).
     pub fn update(&mut self, sample: u32, now: u32) {
-        if sample > 0x7FFF_FFFF {
+        if negative(sample) {
             return;
         }
         if self.srtt == 0 {
@@ -67,7 +69,7 @@ impl RttEstimator {
     /// Values outside `[min_rto, max_rto]` are implausible and ignored.
     pub fn update_peer_rto(&mut self, peer_rto: u32, now: u32) {
         if now.wrapping_sub(self.updated_at) >= 3000
-            && now.wrapping_sub(self.updated_at) < 0x8000_0000
+            && at_or_after(now, self.updated_at)
             && (self.min_rto..=self.max_rto).contains(&peer_rto)
         {
             self.rto = peer_rto;

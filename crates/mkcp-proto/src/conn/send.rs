@@ -16,6 +16,8 @@
 
 use std::collections::VecDeque;
 
+use super::seq::{before, v2ray_not_due};
+
 /// One queued segment.
 #[derive(Debug, Default)]
 pub struct SendSeg {
@@ -86,10 +88,6 @@ pub struct SendBuffer {
     /// V2Ray's loss-rate denominator (only grows on transmissions, shrinks on
     /// individual acks; spec §5 item 17).
     pub total_in_flight: u32,
-}
-
-fn before(a: u32, b: u32) -> bool {
-    a.wrapping_sub(b) > 0x7FFF_FFFF
 }
 
 impl SendBuffer {
@@ -258,14 +256,14 @@ impl SendBuffer {
     /// True if `rn` is a plausible cumulative ack: not beyond what was ever sent.
     pub fn plausible_cumulative(&self, rn: u32) -> bool {
         let ahead = rn.wrapping_sub(self.una);
-        ahead <= self.unsent.wrapping_sub(self.una) || ahead > 0x7FFF_FFFF
+        ahead <= self.unsent.wrapping_sub(self.una) || before(rn, self.una)
     }
 
     /// Applies a cumulative ack (`receivingNext`): everything below `rn` was received.
     /// Returns payload bytes newly acknowledged. Callers check plausibility first.
     pub fn ack_cumulative(&mut self, rn: u32) -> u64 {
         let ahead = rn.wrapping_sub(self.una);
-        if ahead == 0 || ahead > 0x7FFF_FFFF {
+        if ahead == 0 || before(rn, self.una) {
             return 0;
         }
         let n = (ahead as usize).min(self.segs.len());
@@ -495,7 +493,7 @@ impl SendBuffer {
             }
             let number = self.una.wrapping_add(i as u32);
             let seg = &mut self.segs[i];
-            if seg.acked || now.wrapping_sub(seg.timeout) >= 0x7FFF_FFFF {
+            if seg.acked || v2ray_not_due(now, seg.timeout) {
                 continue;
             }
             if seg.transmit == 0 {
