@@ -3,6 +3,8 @@
 
 pub mod json;
 
+pub use json::{Loaded, Shape, Warning};
+
 use crate::wire::header::HeaderError;
 use crate::wire::{HeaderKind, Security};
 
@@ -74,6 +76,25 @@ pub enum ConfigError {
         location: String,
         /// What is wrong there.
         error: Box<ConfigError>,
+    },
+    /// A security setting (`seed`, `header`, `finalmask`) found where it would not be
+    /// applied: running without it would silently weaken or break the link, so the
+    /// import fails instead.
+    #[error("{field} would not be applied: {reason}; refusing to run without it")]
+    NotApplied {
+        /// Path of the setting, e.g. `kcpSettings.kcpSettings.seed`.
+        field: String,
+        /// Why it is not read there, and where it belongs.
+        reason: String,
+    },
+    /// Two mKCP streams of one V2Ray/Xray config with different header or envelope
+    /// settings: mkcp runs one set of settings and will not guess which.
+    #[error("{other} and {first} both use mKCP, with different header or seed: mkcp runs one set of mKCP settings; use a file with one mKCP inbound or outbound, or a kcpSettings object")]
+    ConflictingMkcpSettings {
+        /// The first mKCP stream.
+        first: String,
+        /// The one that differs.
+        other: String,
     },
     /// A V2Ray/Xray config feature that mkcp does not support.
     #[error("unsupported setting {field}: {reason}")]
