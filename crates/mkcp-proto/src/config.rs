@@ -115,9 +115,15 @@ impl ConfigError {
         }
     }
 
-    /// Wraps `self` as happening at `location`, joining nested locations with `.`.
+    /// Wraps `self` as happening at `location`, joining nested locations with `.`. A
+    /// [`ConfigError::NotApplied`] takes the location into its field instead, so that
+    /// the message names the whole path of the setting.
     pub fn at(self, location: &str) -> ConfigError {
         match self {
+            ConfigError::NotApplied { field, reason } => ConfigError::NotApplied {
+                field: format!("{location}.{field}"),
+                reason,
+            },
             ConfigError::At {
                 location: inner,
                 error,

@@ -36,7 +36,8 @@ impl<'a> Reader<'a> {
     /// a warning, with a suggestion when it is close to a known one; it is an error when
     /// it is a security key (`seed`, `header`, `finalmask`, `kcpSettings`) that is not read
     /// here, or a near miss of one of `guarded`. `what` names the object in messages,
-    /// e.g. `kcpSettings`. `base` is the object's path for the messages.
+    /// e.g. `kcpSettings`. `base` is the object's full path, for the warnings; errors
+    /// name the key from `obj`'s own path on, as the other errors do.
     pub(super) fn check_keys(
         &mut self,
         obj: &Obj<'_>,
@@ -52,15 +53,16 @@ impl<'a> Reader<'a> {
             let path = join(base, key);
             let suggestion = did_you_mean(key, known);
             if !value.is_null() {
+                // Errors name the key from the object on; callers add the location.
                 if let Some(sec) = SECURITY_KEYS.iter().find(|k| key_matches(key, k)) {
                     return Err(ConfigError::NotApplied {
-                        field: path,
+                        field: obj.field(key),
                         reason: format!("{sec:?} is not read in {what}{}", hint(sec)),
                     });
                 }
                 if let Some(s) = suggestion.filter(|s| guarded.contains(s)) {
                     return Err(ConfigError::NotApplied {
-                        field: path,
+                        field: obj.field(key),
                         reason: format!("unknown key in {what} (did you mean {s:?}?)"),
                     });
                 }

@@ -885,3 +885,22 @@ fn xray_only_kcp_keys_are_reported_not_applied() {
         );
     }
 }
+
+#[test]
+fn debug_of_config_and_security_redacts_the_seed() {
+    let loaded = any(r#"{"seed": "topsecret-seed-value", "header": {"type": "dtls"}}"#).unwrap();
+    for shown in [
+        format!("{:?}", loaded.config.security),
+        format!("{:?}", loaded.config),
+        format!("{loaded:?}"),
+        format!("{:#?}", loaded.config),
+    ] {
+        assert!(!shown.contains("topsecret"), "{shown}");
+        assert!(shown.contains("AesGcm { seed: <redacted> }"), "{shown}");
+    }
+    let mask = any(
+        r#"{"network": "kcp", "finalmask": {"udp": [{"type": "mkcp-aes128gcm", "settings": {"password": "topsecret"}}]}}"#,
+    )
+    .unwrap();
+    assert!(!format!("{mask:?}").contains("topsecret"));
+}
