@@ -3,7 +3,7 @@
 
 pub mod json;
 
-pub use json::{Loaded, Shape, Warning};
+pub use json::{Loaded, MaskOrder, Shape, Warning};
 
 use crate::wire::header::HeaderError;
 use crate::wire::{HeaderKind, Security};

@@ -1,11 +1,35 @@
 //! Xray's `finalmask.udp` masks (spec §8.3): the envelope and header masks mKCP
-//! understands, in the order Xray 26.1.31 to 26.6.1 applies them (first mask innermost).
+//! understands, read in the order of the Xray version assumed ([`MaskOrder`]).
 
 use serde_json::Value;
 
 use super::obj::{invalid_type, join, Obj, Reader};
 use crate::config::ConfigError;
 use crate::wire::{HeaderKind, Security};
+
+/// Which end of a `finalmask.udp` list is outermost on the wire: it changed between Xray
+/// versions, so the same JSON gives other bytes with another peer version (spec §8.3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MaskOrder {
+    /// Xray v26.6.22 and later (the default): the last mask is outermost, the first is
+    /// next to the segments; `[envelope, header]` is V2Ray's layout.
+    #[default]
+    LastOutermost,
+    /// Xray v26.1.31 to v26.6.1: the first mask is outermost; `[header, envelope]` is
+    /// V2Ray's layout.
+    FirstOutermost,
+}
+
+impl MaskOrder {
+    /// The assumption in words, for logs, e.g. `Xray >= v26.6.22 (last mask outermost)`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            MaskOrder::LastOutermost => "Xray >= v26.6.22 (last mask outermost)",
+            MaskOrder::FirstOutermost => "Xray v26.1.31 to v26.6.1 (first mask outermost)",
+        }
+    }
+}
 
 /// One mask of `finalmask.udp` that mKCP understands.
 enum Mask {
@@ -14,8 +38,9 @@ enum Mask {
 }
 
 /// Reads `finalmask` (spec §8.3): at most one envelope mask and at most one header mask,
-/// the envelope first (innermost). No envelope mask means the raw envelope. Errors name
-/// fields from `finalmask` on; warnings use `base`, the path of the streamSettings.
+/// the envelope innermost (which end of the list that is depends on `rd`'s
+/// [`MaskOrder`]). No envelope mask means the raw envelope. Errors name fields from
+/// `finalmask` on; warnings use `base`, the path of the streamSettings.
 pub(super) fn read_finalmask<'a>(
     value: &'a Value,
     base: &str,
@@ -37,9 +62,20 @@ pub(super) fn read_finalmask<'a>(
         Some(Value::Array(masks)) => masks,
         Some(other) => return Err(invalid_type("finalmask.udp", "an array of masks", other)),
     };
+    let order = rd.mask_order;
+    rd.finalmask_read = true;
+    // Innermost first.
+    let mut inside_out: Vec<(usize, &Value)> = masks.iter().enumerate().collect();
+    if order == MaskOrder::FirstOutermost {
+        inside_out.reverse();
+    }
+    let (inner, outer) = match order {
+        MaskOrder::LastOutermost => ("first", "last"),
+        MaskOrder::FirstOutermost => ("last", "first"),
+    };
     let mut envelope: Option<(Security, usize)> = None;
     let mut header: Option<(HeaderKind, usize)> = None;
-    for (i, mask) in masks.iter().enumerate() {
+    for (i, mask) in inside_out {
         let path = format!("finalmask.udp[{i}]");
         match read_mask(mask, &path, &join(base, &path), rd)? {
             Mask::Envelope(security) => {
@@ -56,9 +92,10 @@ pub(super) fn read_finalmask<'a>(
                     return Err(ConfigError::Unsupported {
                         field: path,
                         reason: format!(
-                            "envelope mask after the header mask finalmask.udp[{h}] would put \
-                             the header inside the envelope; list the envelope mask first \
-                             (innermost), then the header"
+                            "this envelope mask is outside the header mask finalmask.udp[{h}] \
+                             ({}), which would put the header inside the envelope; list the \
+                             envelope mask {inner} (innermost) and the header {outer}",
+                            order.describe()
                         ),
                     });
                 }

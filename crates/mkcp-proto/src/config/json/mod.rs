@@ -16,6 +16,11 @@
 //! [`Config::from_stream_settings_json`] (`network` `"kcp"` or `"mkcp"`, or Xray's alias
 //! `method`) and [`Config::from_v2ray_config_json`].
 //!
+//! Which end of a `finalmask.udp` list is outermost changed between Xray versions
+//! ([`MaskOrder`]); the default is that of current releases (v26.6.22 on: the last mask
+//! outermost), [`Config::from_json_any_with`] takes the other, and
+//! [`Loaded::finalmask_order`] says which was assumed.
+//!
 //! The rules follow what V2Ray 4.34 accepts, which is what its Go JSON decoder does:
 //!
 //! * Object keys match **case-insensitively** (`"MTU"` sets `mtu`), except the `type` key
@@ -66,6 +71,7 @@ mod tests;
 
 use serde_json::Value;
 
+pub use finalmask::MaskOrder;
 pub use shape::{Loaded, Shape, Warning};
 
 use super::{Config, ConfigError};
@@ -86,7 +92,14 @@ impl Config {
 
     /// [`Config::from_json_any`] on an already parsed JSON value.
     pub fn from_json_any_value(value: &Value) -> Result<Loaded, ConfigError> {
-        shape::load(value, Shape::detect(value))
+        shape::load(value, Shape::detect(value), MaskOrder::default())
+    }
+
+    /// [`Config::from_json_any`] reading `finalmask.udp` lists in `mask_order` (the Xray
+    /// version of the peer) instead of the current releases' order.
+    pub fn from_json_any_with(json: &str, mask_order: MaskOrder) -> Result<Loaded, ConfigError> {
+        let value = parse_json(json)?;
+        shape::load(&value, Shape::detect(&value), mask_order)
     }
 
     /// Reads a V2Ray `kcpSettings` object (spec §4) with V2Ray's defaults and checks.
@@ -99,7 +112,7 @@ impl Config {
 
     /// [`Config::from_kcp_settings_json`] on an already parsed JSON value.
     pub fn from_kcp_settings_value(kcp_settings: &Value) -> Result<Config, ConfigError> {
-        Ok(shape::load(kcp_settings, Shape::KcpSettings)?.config)
+        Ok(shape::load(kcp_settings, Shape::KcpSettings, MaskOrder::default())?.config)
     }
 
     /// Reads a `streamSettings` object whose `network` is `"kcp"` or `"mkcp"`: its
@@ -110,7 +123,7 @@ impl Config {
 
     /// [`Config::from_stream_settings_json`] on an already parsed JSON value.
     pub fn from_stream_settings_value(stream_settings: &Value) -> Result<Config, ConfigError> {
-        Ok(shape::load(stream_settings, Shape::StreamSettings)?.config)
+        Ok(shape::load(stream_settings, Shape::StreamSettings, MaskOrder::default())?.config)
     }
 
     /// Reads a whole V2Ray or Xray config file and returns the mKCP settings of the first
@@ -125,7 +138,7 @@ impl Config {
 
     /// [`Config::from_v2ray_config_json`] on an already parsed JSON value.
     pub fn from_v2ray_config_value(config: &Value) -> Result<(Config, String), ConfigError> {
-        let loaded = shape::load(config, Shape::WholeConfig)?;
+        let loaded = shape::load(config, Shape::WholeConfig, MaskOrder::default())?;
         Ok((loaded.config, loaded.found))
     }
 }

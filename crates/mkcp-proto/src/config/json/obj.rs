@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use super::Warning;
+use super::{MaskOrder, Warning};
 use crate::config::ConfigError;
 
 /// Keys that carry mKCP security settings (or hold them): found where they are not read,
@@ -19,6 +19,10 @@ const SECURITY_KEYS: [&str; 4] = ["seed", "header", "finalmask", "kcpSettings"];
 pub(super) struct Reader<'a> {
     pub(super) warnings: Vec<Warning>,
     applied: Vec<&'a Value>,
+    /// How `finalmask.udp` lists are read.
+    pub(super) mask_order: MaskOrder,
+    /// Whether a `finalmask` was read (so the order assumption matters).
+    pub(super) finalmask_read: bool,
 }
 
 impl<'a> Reader<'a> {

@@ -11,6 +11,7 @@ use super::stream::{
     is_mkcp_network, is_stream_key, network_of, read_stream_settings, read_whole_config,
     STREAM_KEYS, WHOLE_CONFIG_KEYS,
 };
+use super::MaskOrder;
 use crate::config::{Config, ConfigError};
 
 /// What kind of document held the mKCP settings.
@@ -117,12 +118,20 @@ pub struct Loaded {
     pub found: String,
     /// Keys given but not applied, one warning each.
     pub warnings: Vec<Warning>,
+    /// The order a `finalmask.udp` list was read in, when there was one (the Xray version
+    /// assumption, to be stated to the user).
+    pub finalmask_order: Option<MaskOrder>,
 }
 
 /// Reads `value` as a document of `shape`, then checks nothing with a seed, header or
 /// mask was left unread.
-pub(super) fn load(value: &Value, shape: Shape) -> Result<Loaded, ConfigError> {
+pub(super) fn load(
+    value: &Value,
+    shape: Shape,
+    mask_order: MaskOrder,
+) -> Result<Loaded, ConfigError> {
     let mut rd = Reader::default();
+    rd.mask_order = mask_order;
     let (config, found) = match shape {
         Shape::KcpSettings => {
             let kcp = read_kcp_settings(value, "", &mut rd)?;
@@ -183,6 +192,7 @@ pub(super) fn load(value: &Value, shape: Shape) -> Result<Loaded, ConfigError> {
         config,
         shape,
         found,
+        finalmask_order: rd.finalmask_read.then_some(mask_order),
         warnings: rd.warnings,
     })
 }

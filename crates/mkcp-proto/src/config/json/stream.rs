@@ -45,17 +45,12 @@ pub(super) const WHOLE_CONFIG_KEYS: [&str; 7] = [
     "transport",
 ];
 
-/// A stream's `network`, or Xray's alias `method` (v26.7.11), `None` when neither is set.
+/// A stream's `network`, or Xray's alias `method` (v26.7.11), which overrides it; `None`
+/// when neither is set.
 pub(super) fn network_of<'a>(stream: &Obj<'a>) -> Result<Option<&'a str>, ConfigError> {
     let network = stream.get_str("network")?;
     let method = stream.get_str("method")?;
-    match (network, method) {
-        (Some(n), Some(m)) if !n.eq_ignore_ascii_case(m) => Err(ConfigError::AmbiguousKey {
-            field: stream.field("network"),
-            keys: format!("\"network\": {n:?} and its Xray alias \"method\": {m:?}"),
-        }),
-        (n, m) => Ok(n.or(m)),
-    }
+    Ok(method.or(network))
 }
 
 pub(super) fn is_mkcp_network(network: &str) -> bool {
@@ -115,6 +110,17 @@ pub(super) fn read_stream_settings<'a>(
     let network = network_of(&stream).map_err(wrap)?.unwrap_or("tcp");
     if !is_mkcp_network(network) {
         return Err(not_mkcp(network));
+    }
+    if let (Some(n), Some(m)) = (
+        stream.get_str("network").map_err(wrap)?,
+        stream.get_str("method").map_err(wrap)?,
+    ) {
+        if !n.eq_ignore_ascii_case(m) {
+            rd.warnings.push(Warning::NotApplied {
+                path: join(location, "network"),
+                reason: format!("Xray's \"method\": {m:?} overrides it (Xray >= v26.7.11)"),
+            });
+        }
     }
     rd.check_keys(
         &stream,

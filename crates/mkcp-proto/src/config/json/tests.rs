@@ -730,8 +730,55 @@ fn xray_whole_config_with_finalmask_and_method_alias() {
     let l = any(json).unwrap();
     assert_eq!(security_of(&l), AES_DTLS);
     assert_eq!(l.found, "outbounds[0].streamSettings");
+    // `method` overrides `network` (Xray v26.7.11), with a warning when they differ.
     let e = any(r#"{"network": "kcp", "method": "ws"}"#).unwrap_err();
-    assert!(matches!(e, ConfigError::AmbiguousKey { .. }), "{e:?}");
+    assert!(matches!(e, ConfigError::NotMkcp { .. }), "{e:?}");
+    let l = any(r#"{"network": "ws", "method": "mkcp"}"#).unwrap();
+    assert!(
+        matches!(&l.warnings[..], [Warning::NotApplied { path, .. }] if path == "network"),
+        "{:?}",
+        l.warnings
+    );
+    assert_eq!(l.finalmask_order, None);
+}
+
+#[test]
+fn finalmask_order_follows_the_xray_version() {
+    // The same list, read by each version's rule: only one of them is V2Ray's layout
+    // (header outside the envelope).
+    let envelope_then_header = r#"{"network": "kcp", "finalmask": {"udp": [
+        {"type": "mkcp-legacy", "settings": {"value": "pw"}},
+        {"type": "mkcp-legacy", "settings": {"header": "dtls"}}]}}"#;
+    let header_then_envelope = r#"{"network": "kcp", "finalmask": {"udp": [
+        {"type": "mkcp-legacy", "settings": {"header": "dtls"}},
+        {"type": "mkcp-legacy", "settings": {"value": "pw"}}]}}"#;
+    let current = Config::from_json_any(envelope_then_header).unwrap();
+    assert_eq!(security_of(&current), AES_DTLS);
+    assert_eq!(current.finalmask_order, Some(MaskOrder::LastOutermost));
+    let old = Config::from_json_any_with(header_then_envelope, MaskOrder::FirstOutermost).unwrap();
+    assert_eq!(security_of(&old), AES_DTLS);
+    assert_eq!(old.finalmask_order, Some(MaskOrder::FirstOutermost));
+    // The other way round puts the header inside the envelope, which mKCP cannot carry.
+    for (json, order, field) in [
+        (
+            header_then_envelope,
+            MaskOrder::LastOutermost,
+            "finalmask.udp[1]",
+        ),
+        (
+            envelope_then_header,
+            MaskOrder::FirstOutermost,
+            "finalmask.udp[0]",
+        ),
+    ] {
+        match Config::from_json_any_with(json, order) {
+            Err(ConfigError::Unsupported { field: f, reason }) => {
+                assert_eq!(f, field);
+                assert!(reason.contains(order.describe()), "{reason}");
+            }
+            other => panic!("{order:?}: {other:?}"),
+        }
+    }
 }
 
 #[test]
