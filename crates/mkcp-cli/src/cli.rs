@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use mkcp_proto::config::MaskOrder;
 use mkcp_proto::HeaderKind;
 
 /// TCP over V2Ray's mKCP: a tunnel like kcptun that talks to V2Ray 4.34 on the wire.
@@ -149,6 +150,10 @@ pub struct KcpArgs {
     /// ends must use the same header and seed.
     #[arg(long, value_name = "SEED")]
     pub seed: Option<String>,
+    /// How an Xray finalmask.udp list in --config is read: last-outermost (Xray v26.6.22
+    /// and later) or first-outermost (v26.1.31 to v26.6.1) [default: last-outermost].
+    #[arg(long, value_name = "ORDER", value_parser = parse_mask_order)]
+    pub finalmask_order: Option<MaskOrder>,
 }
 
 /// Like the derived one, with the seed redacted.
@@ -165,6 +170,7 @@ impl std::fmt::Debug for KcpArgs {
             .field("write_buffer", &self.write_buffer)
             .field("header", &self.header)
             .field("seed", &self.seed.as_ref().map(|_| "<redacted>"))
+            .field("finalmask_order", &self.finalmask_order)
             .finish()
     }
 }
@@ -307,6 +313,17 @@ fn parse_bool(field: &'static str) -> impl Fn(&str) -> Result<bool, String> + Cl
 
 fn parse_header(s: &str) -> Result<HeaderKind, String> {
     HeaderKind::from_name(s.trim()).map_err(|e| format!("header: {e}"))
+}
+
+fn parse_mask_order(s: &str) -> Result<MaskOrder, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "last-outermost" => Ok(MaskOrder::LastOutermost),
+        "first-outermost" => Ok(MaskOrder::FirstOutermost),
+        _ => Err(format!(
+            "finalmask-order = {s:?} is invalid: expected last-outermost (Xray >= v26.6.22) \
+             or first-outermost (Xray v26.1.31 to v26.6.1)"
+        )),
+    }
 }
 
 fn parse_stats_interval(s: &str) -> Result<u64, String> {

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use mkcp_proto::config::json::{MAX_MIB, ZERO_BUFFER_BYTES};
-use mkcp_proto::config::MIB;
+use mkcp_proto::config::{MaskOrder, MIB};
 use mkcp_proto::{Config, ConfigError, HeaderKind, Security};
 
 use crate::cli::KcpArgs;
@@ -38,41 +38,41 @@ pub struct Loaded {
     /// One line per key of the file that is not applied, e.g.
     /// `config cfg.json: unknown key mtuu is ignored (did you mean "mtu"?)`.
     pub warnings: Vec<String>,
+    /// The Xray version assumed for the file's `finalmask.udp` order, if it had one.
+    pub finalmask_order: Option<MaskOrder>,
 }
 
 /// Reads `--config` (if any), applies the flags and validates.
 pub fn load(args: &KcpArgs) -> Result<Loaded, UsageError> {
-    let (mut config, source, warnings) = match &args.config {
-        Some(path) => {
-            let (config, source, warnings) = load_file(path)?;
-            (config, Some(source), warnings)
-        }
-        None => (Config::default(), None, Vec::new()),
+    let mut loaded = match &args.config {
+        Some(path) => load_file(path, args.finalmask_order.unwrap_or_default())?,
+        None => Loaded {
+            config: Config::default(),
+            source: None,
+            warnings: Vec::new(),
+            finalmask_order: None,
+        },
     };
-    apply_flags(&mut config, args)?;
-    Ok(Loaded {
-        config,
-        source,
-        warnings,
-    })
+    apply_flags(&mut loaded.config, args)?;
+    Ok(loaded)
 }
 
-fn load_file(path: &Path) -> Result<(Config, String, Vec<String>), UsageError> {
+fn load_file(path: &Path, order: MaskOrder) -> Result<Loaded, UsageError> {
     let shown = path.display();
     let text = std::fs::read_to_string(path)
         .map_err(|e| UsageError(format!("config {shown}: cannot read the file: {e}")))?;
-    let loaded =
-        Config::from_json_any(&text).map_err(|e| UsageError(format!("config {shown}: {e}")))?;
-    let warnings = loaded
-        .warnings
-        .iter()
-        .map(|w| format!("config {shown}: {w}"))
-        .collect();
-    Ok((
-        loaded.config,
-        format!("{} of {shown}", loaded.found),
-        warnings,
-    ))
+    let loaded = Config::from_json_any_with(&text, order)
+        .map_err(|e| UsageError(format!("config {shown}: {e}")))?;
+    Ok(Loaded {
+        warnings: loaded
+            .warnings
+            .iter()
+            .map(|w| format!("config {shown}: {w}"))
+            .collect(),
+        source: Some(format!("{} of {shown}", loaded.found)),
+        finalmask_order: loaded.finalmask_order,
+        config: loaded.config,
+    })
 }
 
 fn flag_error(flag: &str, e: impl fmt::Display) -> UsageError {
@@ -258,6 +258,10 @@ pub fn report(loaded: &Loaded) -> Vec<String> {
         format!("header: {header}"),
         format!("seed: {seed}"),
         format!("envelope: {envelope}"),
+        format!(
+            "finalmask: {}",
+            loaded.finalmask_order.map_or("none", |o| o.describe())
+        ),
         format!(
             "derived: payload {} bytes per segment, sending window {} segments, receiving \
              window {} segments",

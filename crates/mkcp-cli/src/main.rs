@@ -226,6 +226,12 @@ fn log_settings(loaded: &config::Loaded) {
     if let Some(source) = &loaded.source {
         info!("mKCP settings from {source}");
     }
+    if let Some(order) = loaded.finalmask_order {
+        info!(
+            "finalmask.udp read as {} (--finalmask-order to change)",
+            order.describe()
+        );
+    }
     info!("mKCP settings: {}", config::describe(&loaded.config));
 }
 

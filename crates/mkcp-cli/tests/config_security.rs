@@ -231,3 +231,47 @@ fn check_flag_binds_nothing() {
     );
     assert_eq!(status.code(), Some(2), "{err}");
 }
+
+#[test]
+fn finalmask_order_is_stated_and_can_be_changed() {
+    // [header, envelope]: V2Ray's layout only when the first mask is outermost.
+    let (_f, path) = file(
+        r#"{"outbounds": [{"protocol": "vless", "streamSettings": {"network": "kcp",
+            "finalmask": {"udp": [{"type": "mkcp-legacy", "settings": {"header": "dtls"}},
+                                  {"type": "mkcp-legacy", "settings": {"value": "topsecret"}}]}}}]}"#,
+    );
+    refused_plain(
+        &["check", "--config", &path],
+        &["finalmask.udp[1]", "v26.6.22"],
+    );
+    let (status, out, err) = run(
+        &[
+            "check",
+            "--config",
+            &path,
+            "--finalmask-order",
+            "first-outermost",
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(status.success(), "{err}");
+    for needle in [
+        "header: dtls",
+        "seed: <redacted>",
+        "envelope: aes-128-gcm",
+        "finalmask: Xray v26.1.31 to v26.6.1 (first mask outermost)",
+    ] {
+        assert!(out.contains(needle), "{needle:?} not in:\n{out}");
+    }
+    assert!(!out.contains(SECRET));
+}
+
+/// Exit 2 with one line containing every needle.
+fn refused_plain(args: &[&str], needles: &[&str]) {
+    let (status, _, err) = run(args, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(2), "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    for n in needles {
+        assert!(err.contains(n), "{n:?} not in {err}");
+    }
+}
