@@ -136,8 +136,11 @@ fn clap_message(e: &clap::Error) -> String {
         ),
         ErrorKind::MissingRequiredArgument => format!("missing required {arg}"),
         ErrorKind::ArgumentConflict => format!(
-            "{arg} cannot be used with {}",
-            ctx(ContextKind::PriorArg).unwrap_or_default()
+            "{} cannot be used with {}",
+            arg.trim_end_matches("..."),
+            ctx(ContextKind::PriorArg)
+                .unwrap_or_default()
+                .trim_end_matches("...")
         ),
         ErrorKind::InvalidValue => format!(
             "invalid value {:?} for {flag}{}",

@@ -205,6 +205,10 @@ fn small_defects_of_issue_14() {
         &["(see mkcp netem --help)"],
     );
     usage_error(&["serve"], &["\"serve\"", "server", "(see mkcp --help)"]);
+    usage_error(
+        &server(&["--quiet", "-v"]),
+        &["--quiet cannot be used with --verbose (see mkcp server --help)"],
+    );
 }
 
 #[test]
