@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use mkcp_proto::config::MaskOrder;
 use mkcp_proto::HeaderKind;
 
 /// TCP over V2Ray's mKCP: a tunnel like kcptun that talks to V2Ray 4.34 on the wire.
@@ -37,6 +38,9 @@ pub enum Command {
     /// Run a self-contained tunnel over an emulated lossy link on 127.0.0.1 and show live
     /// goodput, RTT and retransmissions.
     Demo(DemoArgs),
+    /// Check a config file and flags without starting anything: print the effective mKCP
+    /// settings (seed redacted) and exit 0 when valid, 2 when not.
+    Check(CheckArgs),
     /// Benchmark mkcp and V2Ray side by side over emulated links (goodput, CPU per GB,
     /// memory, wire overhead, echo RTT); writes a markdown report and SVG charts.
     Bench(mkcp_bench::BenchArgs),
@@ -72,44 +76,58 @@ pub struct ClientArgs {
     pub run: RunArgs,
 }
 
+/// `mkcp check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub kcp: KcpArgs,
+}
+
 /// Options of the long-running tunnel commands.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Operation")]
 pub struct RunArgs {
     /// Print one line of statistics every SECS seconds (0 = off).
-    #[arg(long, value_name = "SECS", default_value_t = 0, value_parser = parse_stats_interval)]
+    #[arg(long, value_name = "SECS", default_value_t = 0, allow_negative_numbers = true,
+          value_parser = parse_stats_interval)]
     pub stats: u64,
     /// Once one direction of a session has ended, close the session when the other has
     /// been silent for SECS seconds (0 = wait for both to end). V2Ray has no half-close,
     /// so this is how sessions with V2Ray peers end (V2Ray does the same).
-    #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = parse_linger)]
+    #[arg(long, value_name = "SECS", default_value_t = 5, allow_negative_numbers = true,
+          value_parser = parse_linger)]
     pub linger: u64,
+    /// Check the settings and addresses, print the effective settings (seed redacted) and
+    /// exit (0 valid, 2 not) without binding or starting anything.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// The `kcpSettings` of V2Ray as flags. Unset flags take the value from `--config`, or
 /// else V2Ray's default.
-#[derive(Debug, Args, Default, Clone)]
+#[derive(Args, Default, Clone)]
 #[command(next_help_heading = "mKCP settings (V2Ray kcpSettings; flags override --config)")]
 pub struct KcpArgs {
-    /// V2Ray config file: a kcpSettings object, a streamSettings object, or a whole
-    /// V2Ray/Xray config (the first mKCP streamSettings found is used).
+    /// V2Ray config file: a kcpSettings object, {"kcpSettings": ...}, a streamSettings
+    /// object, {"streamSettings": ...}, or a whole V2Ray/Xray config (its mKCP
+    /// streamSettings). A seed or header it would not apply is an error.
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Maximum datagram size in bytes, 576 to 1460 [default: 1350].
     #[arg(long, value_name = "BYTES", allow_negative_numbers = true,
-          value_parser = parse_u32("mtu"))]
+          value_parser = parse_u32("mtu", "576 to 1460"))]
     pub mtu: Option<u32>,
     /// Transmission time interval in ms, 10 to 100 [default: 50].
     #[arg(long, value_name = "MS", allow_negative_numbers = true,
-          value_parser = parse_u32("tti"))]
+          value_parser = parse_u32("tti", "10 to 100 (ms)"))]
     pub tti: Option<u32>,
     /// Uplink capacity in MiB/s, 0 to 4095; sizes the sending window [default: 5].
     #[arg(long, value_name = "MIB_S", allow_negative_numbers = true,
-          value_parser = parse_u32("uplinkCapacity"))]
+          value_parser = parse_u32("uplinkCapacity", "0 to 4095 (MiB/s)"))]
     pub uplink: Option<u32>,
     /// Downlink capacity in MiB/s, 0 to 4095; sizes the receiving window [default: 20].
     #[arg(long, value_name = "MIB_S", allow_negative_numbers = true,
-          value_parser = parse_u32("downlinkCapacity"))]
+          value_parser = parse_u32("downlinkCapacity", "0 to 4095 (MiB/s)"))]
     pub downlink: Option<u32>,
     /// Loss-based congestion control [default: false].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true",
@@ -117,11 +135,11 @@ pub struct KcpArgs {
     pub congestion: Option<bool>,
     /// Read buffer in MiB, 0 to 4095 (0 = 512 KiB) [default: 2].
     #[arg(long, value_name = "MIB", allow_negative_numbers = true,
-          value_parser = parse_u32("readBufferSize"))]
+          value_parser = parse_u32("readBufferSize", "0 to 4095 (MiB; 0 means 512 KiB)"))]
     pub read_buffer: Option<u32>,
     /// Write buffer in MiB, 0 to 4095 (0 = 512 KiB) [default: 2].
     #[arg(long, value_name = "MIB", allow_negative_numbers = true,
-          value_parser = parse_u32("writeBufferSize"))]
+          value_parser = parse_u32("writeBufferSize", "0 to 4095 (MiB; 0 means 512 KiB)"))]
     pub write_buffer: Option<u32>,
     /// Obfuscation header: none, srtp, utp, wechat-video, dtls, wireguard, dns (Xray)
     /// [default: none].
@@ -132,6 +150,29 @@ pub struct KcpArgs {
     /// ends must use the same header and seed.
     #[arg(long, value_name = "SEED")]
     pub seed: Option<String>,
+    /// How an Xray finalmask.udp list in --config is read: last-outermost (Xray v26.6.22
+    /// and later) or first-outermost (v26.1.31 to v26.6.1) [default: last-outermost].
+    #[arg(long, value_name = "ORDER", value_parser = parse_mask_order)]
+    pub finalmask_order: Option<MaskOrder>,
+}
+
+/// Like the derived one, with the seed redacted.
+impl std::fmt::Debug for KcpArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KcpArgs")
+            .field("config", &self.config)
+            .field("mtu", &self.mtu)
+            .field("tti", &self.tti)
+            .field("uplink", &self.uplink)
+            .field("downlink", &self.downlink)
+            .field("congestion", &self.congestion)
+            .field("read_buffer", &self.read_buffer)
+            .field("write_buffer", &self.write_buffer)
+            .field("header", &self.header)
+            .field("seed", &self.seed.as_ref().map(|_| "<redacted>"))
+            .field("finalmask_order", &self.finalmask_order)
+            .finish()
+    }
 }
 
 /// `mkcp netem`.
@@ -176,7 +217,8 @@ pub struct LinkArgs {
     /// How long a reordered packet is held back [default: 10ms].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration("reorder-gap"))]
     pub reorder_gap: Option<Duration>,
-    /// Bottleneck rate, e.g. 100mbit, 20mibit (unlimited if absent).
+    /// Bottleneck rate with a unit, e.g. 100mbit, 20mibit, 1mbps (bytes/s) (unlimited if
+    /// absent).
     #[arg(long, value_name = "RATE", value_parser = parse_rate("rate"))]
     pub rate: Option<u64>,
     /// Bottleneck queue (tail drop), e.g. 256kb [default: 1/10 s at --rate, >= 64kb].
@@ -246,11 +288,16 @@ pub struct DemoArgs {
 // ---------------------------------------------------------------------------------------
 // Value parsers: every message names the setting, the value and what is allowed.
 
-fn parse_u32(field: &'static str) -> impl Fn(&str) -> Result<u32, String> + Clone {
+/// A whole number; the message of a malformed one gives the field's own range (the
+/// range itself is checked with the file's values, in `config`).
+fn parse_u32(
+    field: &'static str,
+    allowed: &'static str,
+) -> impl Fn(&str) -> Result<u32, String> + Clone {
     move |s: &str| {
-        s.trim().parse::<u32>().map_err(|_| {
-            format!("{field} = {s:?} is invalid: expected a whole number from 0 to 4294967295")
-        })
+        s.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("{field} = {s:?} is invalid: expected a whole number, {allowed}"))
     }
 }
 
@@ -266,6 +313,17 @@ fn parse_bool(field: &'static str) -> impl Fn(&str) -> Result<bool, String> + Cl
 
 fn parse_header(s: &str) -> Result<HeaderKind, String> {
     HeaderKind::from_name(s.trim()).map_err(|e| format!("header: {e}"))
+}
+
+fn parse_mask_order(s: &str) -> Result<MaskOrder, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "last-outermost" => Ok(MaskOrder::LastOutermost),
+        "first-outermost" => Ok(MaskOrder::FirstOutermost),
+        _ => Err(format!(
+            "finalmask-order = {s:?} is invalid: expected last-outermost (Xray >= v26.6.22) \
+             or first-outermost (Xray v26.1.31 to v26.6.1)"
+        )),
+    }
 }
 
 fn parse_stats_interval(s: &str) -> Result<u64, String> {
@@ -294,8 +352,14 @@ fn parse_percent(field: &'static str) -> impl Fn(&str) -> Result<f64, String> + 
     move |s: &str| mkcp_netem::parse::parse_percent(s).map_err(|e| format!("{field}: {e}"))
 }
 
+/// A rate with a unit: a bare number is refused, as `--loss 2` is (it would be bit/s).
 fn parse_rate(field: &'static str) -> impl Fn(&str) -> Result<u64, String> + Clone {
     move |s: &str| match mkcp_netem::parse::parse_rate(s) {
+        Ok(_) if s.trim().chars().all(|c| c.is_ascii_digit() || c == '.') => Err(format!(
+            "{field} {s:?}: missing unit; write e.g. \"{}mbit\" (units: bit, kbit, mbit, \
+             gbit, kibit, mibit for bits/s; bps, kbps, mbps for bytes/s)",
+            s.trim()
+        )),
         Ok(0) => Err(format!(
             "{field}: rate {s:?} passes nothing; omit the flag for an unlimited link"
         )),

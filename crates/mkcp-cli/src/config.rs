@@ -1,18 +1,18 @@
 //! Turns `--config FILE` and the kcpSettings flags into one validated
 //! [`mkcp_proto::Config`].
 //!
-//! Order of precedence: flags, then the file, then V2Ray's defaults. The file may be a
-//! bare `kcpSettings` object, a `streamSettings` object, or a whole V2Ray/Xray config
-//! (whose first mKCP `streamSettings` is used; the caller logs which).
+//! Order of precedence: flags, then the file, then V2Ray's defaults. The file is read by
+//! [`Config::from_json_any`], which takes every shape of V2Ray/Xray file, says where it
+//! found the settings (the caller logs it), warns about keys it does not apply, and
+//! refuses a file whose seed or header it would not apply.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 
 use mkcp_proto::config::json::{MAX_MIB, ZERO_BUFFER_BYTES};
-use mkcp_proto::config::MIB;
-use mkcp_proto::{Config, ConfigError, Security};
-use serde_json::Value;
+use mkcp_proto::config::{MaskOrder, MIB};
+use mkcp_proto::{Config, ConfigError, HeaderKind, Security};
 
 use crate::cli::KcpArgs;
 
@@ -35,139 +35,44 @@ pub struct Loaded {
     pub config: Config,
     /// `None` when no file was given, else e.g. `inbounds[0].streamSettings of cfg.json`.
     pub source: Option<String>,
-}
-
-/// What kind of document a config file holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shape {
-    WholeConfig,
-    StreamSettings,
-    KcpSettings,
+    /// One line per key of the file that is not applied, e.g.
+    /// `config cfg.json: unknown key mtuu is ignored (did you mean "mtu"?)`.
+    pub warnings: Vec<String>,
+    /// The Xray version assumed for the file's `finalmask.udp` order, if it had one.
+    pub finalmask_order: Option<MaskOrder>,
 }
 
 /// Reads `--config` (if any), applies the flags and validates.
 pub fn load(args: &KcpArgs) -> Result<Loaded, UsageError> {
-    let (mut config, source) = match &args.config {
-        Some(path) => {
-            let (config, source) = load_file(path)?;
-            (config, Some(source))
-        }
-        None => (Config::default(), None),
+    let mut loaded = match &args.config {
+        Some(path) => load_file(path, args.finalmask_order.unwrap_or_default())?,
+        None => Loaded {
+            config: Config::default(),
+            source: None,
+            warnings: Vec::new(),
+            finalmask_order: None,
+        },
     };
-    apply_flags(&mut config, args)?;
-    Ok(Loaded { config, source })
+    apply_flags(&mut loaded.config, args)?;
+    Ok(loaded)
 }
 
-fn load_file(path: &Path) -> Result<(Config, String), UsageError> {
+fn load_file(path: &Path, order: MaskOrder) -> Result<Loaded, UsageError> {
     let shown = path.display();
     let text = std::fs::read_to_string(path)
         .map_err(|e| UsageError(format!("config {shown}: cannot read the file: {e}")))?;
-    let fail = |e: ConfigError| UsageError(format!("config {shown}: {e}"));
-    // Our own look at the top-level keys decides the shape; the importer then reads it
-    // with V2Ray's rules (comments, case-insensitive keys) and gives the messages.
-    let value: Option<Value> = serde_json::from_str(&strip_comments(&text)).ok();
-    let shape = value.as_ref().map_or(Shape::KcpSettings, shape_of);
-    match shape {
-        Shape::WholeConfig => {
-            let (config, found) = Config::from_v2ray_config_json(&text).map_err(fail)?;
-            Ok((config, format!("{found} of {shown}")))
-        }
-        Shape::StreamSettings => {
-            let config = Config::from_stream_settings_json(&text).map_err(fail)?;
-            Ok((config, format!("streamSettings object {shown}")))
-        }
-        Shape::KcpSettings => {
-            let config = Config::from_kcp_settings_json(&text).map_err(fail)?;
-            Ok((config, format!("kcpSettings object {shown}")))
-        }
-    }
-}
-
-fn shape_of(value: &Value) -> Shape {
-    let Value::Object(map) = value else {
-        return Shape::KcpSettings;
-    };
-    let has = |names: &[&str]| {
-        map.keys()
-            .any(|k| names.iter().any(|n| k.eq_ignore_ascii_case(n)))
-    };
-    if has(&[
-        "inbounds",
-        "outbounds",
-        "inbound",
-        "outbound",
-        "inboundDetour",
-        "outboundDetour",
-        "transport",
-    ]) {
-        Shape::WholeConfig
-    } else if has(&["network", "kcpSettings", "finalmask"]) {
-        Shape::StreamSettings
-    } else {
-        Shape::KcpSettings
-    }
-}
-
-/// Blanks out `//`, `/* */` and `#` comments outside strings, as V2Ray's config reader
-/// allows them; only used to look at the top-level keys.
-fn strip_comments(text: &str) -> String {
-    #[derive(PartialEq)]
-    enum S {
-        Code,
-        Str,
-        StrEscape,
-        Line,
-        Block,
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut state = S::Code;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match state {
-            S::Code => match c {
-                '"' => {
-                    state = S::Str;
-                    out.push(c);
-                }
-                '#' => state = S::Line,
-                '/' if chars.peek() == Some(&'/') => {
-                    chars.next();
-                    state = S::Line;
-                }
-                '/' if chars.peek() == Some(&'*') => {
-                    chars.next();
-                    state = S::Block;
-                }
-                _ => out.push(c),
-            },
-            S::Str => {
-                state = match c {
-                    '\\' => S::StrEscape,
-                    '"' => S::Code,
-                    _ => S::Str,
-                };
-                out.push(c);
-            }
-            S::StrEscape => {
-                state = S::Str;
-                out.push(c);
-            }
-            S::Line => {
-                if c == '\n' {
-                    state = S::Code;
-                    out.push(c);
-                }
-            }
-            S::Block => {
-                if c == '*' && chars.peek() == Some(&'/') {
-                    chars.next();
-                    state = S::Code;
-                    out.push(' ');
-                }
-            }
-        }
-    }
-    out
+    let loaded = Config::from_json_any_with(&text, order)
+        .map_err(|e| UsageError(format!("config {shown}: {e}")))?;
+    Ok(Loaded {
+        warnings: loaded
+            .warnings
+            .iter()
+            .map(|w| format!("config {shown}: {w}"))
+            .collect(),
+        source: Some(format!("{} of {shown}", loaded.found)),
+        finalmask_order: loaded.finalmask_order,
+        config: loaded.config,
+    })
 }
 
 fn flag_error(flag: &str, e: impl fmt::Display) -> UsageError {
@@ -310,6 +215,66 @@ pub fn describe_parts(config: &Config) -> [String; 2] {
     ]
 }
 
+/// The effective settings as `name: value` lines for `mkcp check` (the seed redacted).
+pub fn report(loaded: &Loaded) -> Vec<String> {
+    let c = &loaded.config;
+    let buffer = |bytes: u32| {
+        if bytes % MIB == 0 {
+            format!("{} MiB", bytes / MIB)
+        } else {
+            format!("{} KiB", bytes / 1024)
+        }
+    };
+    let header = match &c.header {
+        HeaderKind::Dns { domain } => format!("dns (domain {domain}, {} bytes)", c.header_size()),
+        HeaderKind::None => "none".to_string(),
+        h => format!("{} ({} bytes)", h.name(), c.header_size()),
+    };
+    let (seed, envelope) = match &c.security {
+        Security::AesGcm { seed } if seed.is_empty() => ("set, empty", "aes-128-gcm"),
+        Security::AesGcm { .. } => ("<redacted>", "aes-128-gcm"),
+        Security::Legacy => (
+            "absent",
+            "legacy (checksum + xor: obfuscation, not encryption)",
+        ),
+        Security::Raw => ("absent", "none (raw: no checksum, no encryption)"),
+        _ => ("absent", c.security.name()),
+    };
+    let mut lines = vec![
+        format!(
+            "settings from: {}",
+            loaded
+                .source
+                .as_deref()
+                .unwrap_or("flags and V2Ray's defaults")
+        ),
+        format!("mtu: {}", c.mtu),
+        format!("tti: {} ms", c.tti),
+        format!("uplinkCapacity: {} MiB/s", c.uplink_capacity),
+        format!("downlinkCapacity: {} MiB/s", c.downlink_capacity),
+        format!("congestion: {}", c.congestion),
+        format!("readBufferSize: {}", buffer(c.read_buffer_size)),
+        format!("writeBufferSize: {}", buffer(c.write_buffer_size)),
+        format!("header: {header}"),
+        format!("seed: {seed}"),
+        format!("envelope: {envelope}"),
+        format!(
+            "finalmask: {}",
+            loaded.finalmask_order.map_or("none", |o| o.describe())
+        ),
+        format!(
+            "derived: payload {} bytes per segment, sending window {} segments, receiving \
+             window {} segments",
+            c.mss(),
+            c.sending_window(),
+            c.receiving_window()
+        ),
+    ];
+    lines.push(format!("warnings: {}", loaded.warnings.len()));
+    lines.extend(loaded.warnings.iter().map(|w| format!("warning: {w}")));
+    lines
+}
+
 /// The warning to log when the legacy envelope would carry traffic off this host, if so.
 pub fn legacy_warning(config: &Config, addr: &SocketAddr) -> Option<String> {
     if !matches!(config.security, Security::Legacy) || addr.ip().is_loopback() {
@@ -353,7 +318,7 @@ mod tests {
         let l = load(&with_file(&f)).unwrap();
         assert_eq!(l.config.mtu, 1400);
         assert_eq!(l.config.security.name(), "aes-128-gcm");
-        assert!(l.source.unwrap().starts_with("kcpSettings object"));
+        assert!(l.source.unwrap().starts_with("kcpSettings object of "));
     }
 
     #[test]
@@ -450,11 +415,54 @@ mod tests {
     }
 
     #[test]
-    fn comments_are_stripped_outside_strings() {
+    fn wrapped_settings_keep_the_seed() {
+        for text in [
+            r#"{"streamSettings": {"network": "kcp", "kcpSettings": {"seed": "topsecret", "header": {"type": "dtls"}}}}"#,
+            r#"{"kcpSettings": {"seed": "topsecret", "header": {"type": "dtls"}}}"#,
+        ] {
+            let f = file(text);
+            let l = load(&with_file(&f)).unwrap();
+            assert_eq!(l.config.security.name(), "aes-128-gcm", "{text}");
+            assert_eq!(l.config.header, HeaderKind::Dtls, "{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_become_warnings_naming_the_file() {
+        let f = file(r#"{"mtuu": 1400}"#);
+        let l = load(&with_file(&f)).unwrap();
         assert_eq!(
-            strip_comments("{\"a\": \"//x#\" /* c */, # d\n}"),
-            "{\"a\": \"//x#\"  , \n}"
+            l.warnings,
+            [format!(
+                "config {}: unknown key mtuu is ignored (did you mean \"mtu\"?)",
+                f.path().display()
+            )]
         );
+    }
+
+    #[test]
+    fn report_redacts_the_seed_and_names_every_field() {
+        let f = file(r#"{"seed": "topsecret", "header": {"type": "dtls"}, "mtuu": 1}"#);
+        let l = load(&with_file(&f)).unwrap();
+        let text = report(&l).join("\n");
+        assert!(!text.contains("topsecret"), "{text}");
+        for needle in [
+            "settings from: kcpSettings object of ",
+            "mtu: 1350",
+            "tti: 50 ms",
+            "uplinkCapacity: 5 MiB/s",
+            "downlinkCapacity: 20 MiB/s",
+            "congestion: false",
+            "readBufferSize: 2 MiB",
+            "writeBufferSize: 2 MiB",
+            "header: dtls (13 bytes)",
+            "seed: <redacted>",
+            "envelope: aes-128-gcm",
+            "warnings: 1",
+            "warning: config ",
+        ] {
+            assert!(text.contains(needle), "{needle:?} not in\n{text}");
+        }
     }
 
     #[test]

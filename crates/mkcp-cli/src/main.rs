@@ -2,8 +2,9 @@
 //! `client`), a user-space link emulator (`netem`) and a self-contained live demo
 //! (`demo`).
 //!
-//! Exit codes: 0 success (also after a SIGINT/SIGTERM shutdown), 1 a runtime error,
-//! 2 a bad command line or configuration. Errors are one line on stderr:
+//! Exit codes: 0 success (also after a SIGINT/SIGTERM shutdown, and `mkcp check` or
+//! `--check` of valid settings), 1 a runtime error, 2 a bad command line or
+//! configuration, 130 a forced exit on a second signal. Errors are one line on stderr:
 //! `mkcp: error: ...`, the error chain joined by ": ".
 
 mod cli;
@@ -22,7 +23,7 @@ use clap::Parser;
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, ClientArgs, Command, RunArgs, ServerArgs};
+use cli::{CheckArgs, Cli, ClientArgs, Command, RunArgs, ServerArgs};
 use config::UsageError;
 use tunnel::Tunnel;
 
@@ -47,9 +48,23 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(Duration::from_millis(200));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<ForcedExit>().is_some() => ExitCode::from(130),
         Err(e) => fail(&e),
     }
 }
+
+/// A second SIGINT/SIGTERM cut the graceful stop short: exit 130, like a shell does for
+/// an interrupted command (already logged, so nothing more is printed).
+#[derive(Debug)]
+struct ForcedExit;
+
+impl std::fmt::Display for ForcedExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("forced exit on a second signal")
+    }
+}
+
+impl std::error::Error for ForcedExit {}
 
 /// Prints the error as one line; usage errors exit 2, the others 1.
 fn fail(e: &anyhow::Error) -> ExitCode {
@@ -80,23 +95,80 @@ fn clap_error(e: clap::Error) -> ExitCode {
             }
         }
         _ => {
-            let rendered = e.render().to_string();
-            let mut parts = Vec::new();
-            for line in rendered.lines() {
-                let line = line.trim();
-                if line.starts_with("Usage:") || line.starts_with("For more information") {
-                    break;
-                }
-                if !line.is_empty() {
-                    parts.push(line.strip_prefix("error: ").unwrap_or(line).to_string());
-                }
-            }
             eprintln!(
-                "mkcp: error: {} (see mkcp --help)",
-                one_line(&parts.join(" "))
+                "mkcp: error: {} (see {} --help)",
+                one_line(&clap_message(&e)),
+                help_command()
             );
             ExitCode::from(2)
         }
+    }
+}
+
+/// The one-line message of a parse error, from its kind and context.
+fn clap_message(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ErrorKind};
+    let ctx = |kind: ContextKind| e.get(kind).map(ToString::to_string);
+    let arg = ctx(ContextKind::InvalidArg).unwrap_or_default();
+    // `--uplink <MIB_S>` -> `--uplink`.
+    let flag = arg.split_whitespace().next().unwrap_or("").to_string();
+    let suggestion = |kind: ContextKind| {
+        ctx(kind)
+            .map(|s| format!(" (did you mean {s:?}?)"))
+            .unwrap_or_default()
+    };
+    match e.kind() {
+        ErrorKind::ValueValidation => match std::error::Error::source(e) {
+            Some(source) => format!("invalid {flag}: {source}"),
+            None => format!(
+                "invalid value {:?} for {flag}",
+                ctx(ContextKind::InvalidValue).unwrap_or_default()
+            ),
+        },
+        ErrorKind::UnknownArgument => format!(
+            "unexpected argument {arg:?}{}",
+            suggestion(ContextKind::SuggestedArg)
+        ),
+        ErrorKind::InvalidSubcommand => format!(
+            "unknown command {:?}{}",
+            ctx(ContextKind::InvalidSubcommand).unwrap_or_default(),
+            suggestion(ContextKind::SuggestedSubcommand)
+        ),
+        ErrorKind::MissingRequiredArgument => format!("missing required {arg}"),
+        ErrorKind::ArgumentConflict => format!(
+            "{} cannot be used with {}",
+            arg.trim_end_matches("..."),
+            ctx(ContextKind::PriorArg)
+                .unwrap_or_default()
+                .trim_end_matches("...")
+        ),
+        ErrorKind::InvalidValue => format!(
+            "invalid value {:?} for {flag}{}",
+            ctx(ContextKind::InvalidValue).unwrap_or_default(),
+            ctx(ContextKind::ValidValue)
+                .map(|v| format!(" (possible: {v})"))
+                .unwrap_or_default()
+        ),
+        // Rarer kinds: clap's own first line.
+        _ => e
+            .render()
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("error: ")
+            .to_string(),
+    }
+}
+
+/// `mkcp SUBCOMMAND` when the command line names one, else `mkcp`.
+fn help_command() -> String {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let sub = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    match sub {
+        Some(s) if command.find_subcommand(&s).is_some() => format!("mkcp {s}"),
+        _ => "mkcp".to_string(),
     }
 }
 
@@ -133,6 +205,7 @@ async fn run(command: Command) -> Result<()> {
     match command {
         Command::Server(args) => run_server(args).await,
         Command::Client(args) => run_client(args).await,
+        Command::Check(args) => run_check(args),
         Command::Netem(args) => netem::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Bench(args) => mkcp_bench::run(args).await,
@@ -156,14 +229,52 @@ fn log_settings(loaded: &config::Loaded) {
     if let Some(source) = &loaded.source {
         info!("mKCP settings from {source}");
     }
+    if let Some(order) = loaded.finalmask_order {
+        info!(
+            "finalmask.udp read as {} (--finalmask-order to change)",
+            order.describe()
+        );
+    }
     info!("mKCP settings: {}", config::describe(&loaded.config));
+}
+
+/// Logs each key of the file that is not applied as a WARN line.
+fn log_warnings(loaded: &config::Loaded) {
+    for w in &loaded.warnings {
+        warn!("{w}");
+    }
+}
+
+/// Prints the effective settings of a valid configuration (`mkcp check`, `--check`).
+fn print_check(loaded: &config::Loaded, addresses: &[(&str, std::net::SocketAddr)]) {
+    println!("mkcp check: the settings are valid");
+    for line in config::report(loaded) {
+        println!("{line}");
+    }
+    for (flag, addr) in addresses {
+        println!("{flag}: {addr}");
+    }
+}
+
+fn run_check(args: CheckArgs) -> Result<()> {
+    let loaded = config::load(&args.kcp)?;
+    log_warnings(&loaded);
+    print_check(&loaded, &[]);
+    Ok(())
 }
 
 async fn run_server(args: ServerArgs) -> Result<()> {
     let loaded = config::load(&args.kcp)?;
+    log_warnings(&loaded);
     let listen = cli_addr("--listen", &args.listen).await?;
     // The target is resolved for each session; check it is an address now.
-    cli_addr("--target", &args.target).await?;
+    let target = cli_addr("--target", &args.target).await?;
+    if args.run.check {
+        print_check(&loaded, &[("listen", listen), ("target", target)]);
+        return Ok(());
+    }
+    // Before "listening" is logged, so that a signal from then on stops gracefully.
+    let signals = Signals::new()?;
     log_settings(&loaded);
     if let Some(w) = config::legacy_warning(&loaded.config, &listen) {
         warn!("{w}");
@@ -180,13 +291,19 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         tunnel.local_addr(),
         args.target
     );
-    serve_until_signal(tunnel, &args.run).await
+    serve_until_signal(tunnel, signals, &args.run).await
 }
 
 async fn run_client(args: ClientArgs) -> Result<()> {
     let loaded = config::load(&args.kcp)?;
+    log_warnings(&loaded);
     let listen = cli_addr("--listen", &args.listen).await?;
     let server = cli_addr("--server", &args.server).await?;
+    if args.run.check {
+        print_check(&loaded, &[("listen", listen), ("server", server)]);
+        return Ok(());
+    }
+    let signals = Signals::new()?;
     log_settings(&loaded);
     if let Some(w) = config::legacy_warning(&loaded.config, &server) {
         warn!("{w}");
@@ -203,13 +320,12 @@ async fn run_client(args: ClientArgs) -> Result<()> {
         tunnel.local_addr(),
         args.server
     );
-    serve_until_signal(tunnel, &args.run).await
+    serve_until_signal(tunnel, signals, &args.run).await
 }
 
 /// Runs until SIGINT or SIGTERM, printing `--stats` lines, then shuts down gracefully.
-/// A second signal exits at once.
-async fn serve_until_signal(mut tunnel: Tunnel, run: &RunArgs) -> Result<()> {
-    let mut signals = Signals::new()?;
+/// A second signal exits at once, with [`ForcedExit`].
+async fn serve_until_signal(mut tunnel: Tunnel, mut signals: Signals, run: &RunArgs) -> Result<()> {
     let registry = tunnel.registry().clone();
     let every = Duration::from_secs(run.stats.max(1));
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -232,7 +348,10 @@ async fn serve_until_signal(mut tunnel: Tunnel, run: &RunArgs) -> Result<()> {
     );
     tokio::select! {
         _ = tunnel.shutdown(SHUTDOWN_GRACE) => info!("stopped"),
-        name = signals.recv() => warn!("{name} received again: exiting now"),
+        name = signals.recv() => {
+            warn!("{name} received again: exiting now");
+            return Err(ForcedExit.into());
+        }
     }
     Ok(())
 }

@@ -172,6 +172,46 @@ fn command_line_mistakes() {
 }
 
 #[test]
+fn small_defects_of_issue_14() {
+    // The range of the field, not of u32.
+    usage_error(
+        &server(&["--uplink", "-1"]),
+        &["--uplink", "uplinkCapacity", "\"-1\"", "0 to 4095"],
+    );
+    usage_error(&server(&["--downlink", "-1"]), &["0 to 4095"]);
+    usage_error(&server(&["--mtu", "-1"]), &["576 to 1460"]);
+    // Says what is wrong with the value, not "unexpected argument".
+    usage_error(
+        &server(&["--linger", "-3"]),
+        &["--linger", "\"-3\"", "0", "86400"],
+    );
+    usage_error(&server(&["--stats", "-1"]), &["--stats", "\"-1\"", "86400"]);
+    // A rate needs a unit, as --loss needs %.
+    let netem = ["netem", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:9"];
+    for flag in ["--rate", "--down-rate"] {
+        let mut args = netem.to_vec();
+        args.extend([flag, "10"]);
+        usage_error(&args, &[flag, "\"10\"", "missing unit", "10mbit"]);
+    }
+    usage_error(&["demo", "--rate", "100"], &["missing unit"]);
+    // Errors point to the subcommand's help.
+    usage_error(&server(&["--bogus"]), &["(see mkcp server --help)"]);
+    usage_error(
+        &["client", "--listen", "127.0.0.1:0"],
+        &["--server", "(see mkcp client --help)"],
+    );
+    usage_error(
+        &[&netem[..], &["--loss", "2"]].concat(),
+        &["(see mkcp netem --help)"],
+    );
+    usage_error(&["serve"], &["\"serve\"", "server", "(see mkcp --help)"]);
+    usage_error(
+        &server(&["--quiet", "-v"]),
+        &["--quiet cannot be used with --verbose (see mkcp server --help)"],
+    );
+}
+
+#[test]
 fn help_and_version_succeed() {
     let (status, out, _) = run(&["--help"], Duration::from_secs(10));
     assert!(status.success());

@@ -79,6 +79,7 @@ fn flag_table_matches_help() {
         "--seed",
         "--stats",
         "--linger",
+        "--check",
     ] {
         assert!(help.contains(flag), "{flag} not in client --help");
         assert!(
@@ -157,6 +158,28 @@ fn readme_json_reads_as_mkcp_settings() {
     let (client, found) = mkcp_proto::Config::from_v2ray_config_json(&json[1].to_string()).unwrap();
     assert_eq!(found, "outbounds[0].streamSettings");
     assert_eq!(client.security, server.security);
+}
+
+#[test]
+fn readme_check_example_prints_what_it_shows() {
+    let sh = blocks("sh").join("\n");
+    assert!(
+        sh.contains("mkcp check --config server.json"),
+        "README has the mkcp check example"
+    );
+    let shown = blocks("text")
+        .into_iter()
+        .find(|b| b.starts_with("mkcp check: "))
+        .expect("README shows the output of mkcp check");
+    // The README's server.json is its first JSON block.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("server.json");
+    std::fs::write(&path, blocks("json")[0].as_bytes()).unwrap();
+    let path = path.to_str().unwrap().to_string();
+    let (status, out, err) = run(&["check", "--config", &path], Duration::from_secs(20));
+    assert!(status.success(), "{err}");
+    assert_eq!(out.replace(&path, "server.json") + "\n", shown);
+    assert!(!out.contains("change this seed"));
 }
 
 #[test]

@@ -3,6 +3,8 @@
 
 pub mod json;
 
+pub use json::{Loaded, MaskOrder, Shape, Warning};
+
 use crate::wire::header::HeaderError;
 use crate::wire::{HeaderKind, Security};
 
@@ -75,6 +77,25 @@ pub enum ConfigError {
         /// What is wrong there.
         error: Box<ConfigError>,
     },
+    /// A security setting (`seed`, `header`, `finalmask`) found where it would not be
+    /// applied: running without it would silently weaken or break the link, so the
+    /// import fails instead.
+    #[error("{field} would not be applied: {reason}; refusing to run without it")]
+    NotApplied {
+        /// Path of the setting, e.g. `kcpSettings.kcpSettings.seed`.
+        field: String,
+        /// Why it is not read there, and where it belongs.
+        reason: String,
+    },
+    /// Two mKCP streams of one V2Ray/Xray config with different header or envelope
+    /// settings: mkcp runs one set of settings and will not guess which.
+    #[error("{other} and {first} both use mKCP, with different header or seed: mkcp runs one set of mKCP settings; use a file with one mKCP inbound or outbound, or a kcpSettings object")]
+    ConflictingMkcpSettings {
+        /// The first mKCP stream.
+        first: String,
+        /// The one that differs.
+        other: String,
+    },
     /// A V2Ray/Xray config feature that mkcp does not support.
     #[error("unsupported setting {field}: {reason}")]
     Unsupported {
@@ -94,9 +115,15 @@ impl ConfigError {
         }
     }
 
-    /// Wraps `self` as happening at `location`, joining nested locations with `.`.
+    /// Wraps `self` as happening at `location`, joining nested locations with `.`. A
+    /// [`ConfigError::NotApplied`] takes the location into its field instead, so that
+    /// the message names the whole path of the setting.
     pub fn at(self, location: &str) -> ConfigError {
         match self {
+            ConfigError::NotApplied { field, reason } => ConfigError::NotApplied {
+                field: format!("{location}.{field}"),
+                reason,
+            },
             ConfigError::At {
                 location: inner,
                 error,

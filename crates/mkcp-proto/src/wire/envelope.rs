@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 
 use super::WireError;
 
-/// Which envelope is used; both peers must agree.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Which envelope is used; both peers must agree. `Debug` redacts the seed.
+#[derive(Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Security {
     /// V2Ray's legacy FNV-1a + xor authenticator (no `seed` in the config).
@@ -27,6 +27,17 @@ pub enum Security {
     },
     /// No envelope at all (Xray >= 26.1.31 raw mode).
     Raw,
+}
+
+/// Prints `AesGcm { seed: <redacted> }`: the seed is the key, and configs are logged.
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Security::Legacy => f.write_str("Legacy"),
+            Security::AesGcm { .. } => f.write_str("AesGcm { seed: <redacted> }"),
+            Security::Raw => f.write_str("Raw"),
+        }
+    }
 }
 
 impl Security {
