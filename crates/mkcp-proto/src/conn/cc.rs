@@ -40,6 +40,10 @@ pub struct RateControl {
     cycle: usize,
     cycle_start: u64,
     min_cwnd_segments: u64,
+    /// How long the peer may hold an acknowledgement (µs): V2Ray acks in its flush,
+    /// once per TTI, so its acks come in bursts and the round trip a sender sees is
+    /// the path's plus up to one TTI.
+    ack_delay_us: u64,
 }
 
 impl RateControl {
@@ -58,7 +62,21 @@ impl RateControl {
             cycle: 0,
             cycle_start: 0,
             min_cwnd_segments: u64::from(min_cwnd_segments.max(2)),
+            ack_delay_us: 0,
         }
+    }
+
+    /// Sets how long the peer may hold an acknowledgement (µs); see [`Self::round_trip_us`].
+    pub fn set_ack_delay_us(&mut self, us: u64) {
+        self.ack_delay_us = us;
+    }
+
+    /// The round trip the controller works with: the minimum RTT plus the peer's ack
+    /// delay. Probing phases last one of these, and the window covers it: against a
+    /// peer that acks once per TTI, phases timed by the bare path RTT would all pass
+    /// between two ack bursts and the estimate would only ever measure itself.
+    pub fn round_trip_us(&self) -> Option<u64> {
+        self.min_rtt_us().map(|r| r + self.ack_delay_us)
     }
 
     /// Estimated bottleneck bandwidth (bytes/s); 0 before the first sample.
@@ -134,7 +152,7 @@ impl RateControl {
                 }
             }
             Phase::ProbeBw => {
-                let period = self.min_rtt_us().unwrap_or(100_000).max(1_000);
+                let period = self.round_trip_us().unwrap_or(100_000).max(1_000);
                 if now_us.saturating_sub(self.cycle_start) > period {
                     self.cycle = (self.cycle + 1) % PROBE_GAINS.len();
                     self.cycle_start = now_us;
@@ -153,7 +171,7 @@ impl RateControl {
 
     /// Bandwidth-delay product in bytes (0 before samples).
     pub fn bdp(&self) -> u64 {
-        match self.min_rtt_us() {
+        match self.round_trip_us() {
             Some(rtt) => self.bandwidth().saturating_mul(rtt) / 1_000_000,
             None => 0,
         }

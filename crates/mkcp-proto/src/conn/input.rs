@@ -11,7 +11,7 @@ use crate::wire::segment::{
 };
 use crate::wire::segments;
 
-use super::CMD_FIN;
+use super::{CMD_FIN, CMD_HELLO, CMD_HELLO_HEARD};
 
 impl Connection {
     /// Processes the plaintext of one datagram addressed to this connection: walks its
@@ -62,10 +62,13 @@ impl Connection {
 
     fn on_data(&mut self, d: &DataSegment<'_>) {
         self.stats.data_segments_received += 1;
-        if let Some(v) = self.v2ray.as_deref_mut() {
+        let verdict = self.recv.classify(d.number);
+        if let (Some(v), Accept::Duplicate | Accept::Stored) = (self.v2ray.as_deref_mut(), verdict)
+        {
+            // V2Ray ignores a segment outside its window entirely, its sendingNext too.
             v.acks.clear(d.sending_next);
         }
-        match self.recv.classify(d.number) {
+        match verdict {
             Accept::OutOfWindow => self.stats.out_of_window_received += 1,
             Accept::Old => {
                 self.stats.duplicates_received += 1;
@@ -77,6 +80,9 @@ impl Connection {
             }
             Accept::Duplicate | Accept::Stored => {
                 self.times.last_data_us = self.now_us;
+                if verdict == Accept::Stored {
+                    self.shaper.on_arrival(self.now_us);
+                }
                 match self.v2ray.as_deref_mut() {
                     Some(v) => v.acks.add(d.number, d.timestamp),
                     None => self.acks.add(d.number, d.timestamp),
@@ -110,12 +116,21 @@ impl Connection {
             self.stats.implausible += 1;
             return;
         }
-        let freed = self.send.ack_cumulative(rn);
+        let (freed, newest) = self.send.ack_cumulative_sampled(rn);
         if freed > 0 {
             self.times.progress_us = t;
             self.cc.delivered += freed;
             self.cc.delivered_us = t;
             self.stats.bytes_acked += freed;
+            if let Some(info) = newest {
+                self.cc.rate.on_delivery(
+                    t,
+                    info.delivered,
+                    self.cc.delivered,
+                    t.saturating_sub(info.delivered_us),
+                    self.send.in_flight_bytes() as u64,
+                );
+            }
         }
     }
 
@@ -178,6 +193,14 @@ impl Connection {
 
     fn on_cmd(&mut self, t: u64, c: &CmdSegment) {
         let now_ms = Self::ms(t);
+        if c.cmd == CMD_HELLO || c.cmd == CMD_HELLO_HEARD {
+            if !self.hello.heard {
+                // An mkcp peer acks each arrival at once.
+                self.cc.rate.set_ack_delay_us(0);
+            }
+            self.hello.heard = true;
+            self.hello.done |= c.cmd == CMD_HELLO_HEARD;
+        }
         if c.cmd == CMD_TERMINATE {
             match self.state {
                 State::Active | State::PeerClosed => self.set_state(t, State::PeerTerminating),

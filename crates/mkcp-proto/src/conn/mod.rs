@@ -40,6 +40,7 @@ pub mod recv;
 pub mod rtt;
 pub mod send;
 mod seq;
+mod shaper;
 mod timer;
 mod v2ray;
 
@@ -53,12 +54,28 @@ use cc::{LossControl, Pacer, RateControl};
 use recv::{AckList, RecvBuffer};
 use rtt::RttEstimator;
 use send::SendBuffer;
+use shaper::Shaper;
 use timer::TERMINATE_INTERVAL_US;
 use v2ray::V2rayMode;
 
 /// Command byte of our end-of-stream marker (a CmdOnly segment; V2Ray treats it as a
 /// Ping). Its `sendingNext` is the number after the last segment of the stream.
 pub const CMD_FIN: u8 = 0xF1;
+
+/// Command byte of our "I am mkcp" marker (a CmdOnly segment that V2Ray, like any
+/// unknown command, takes for a Ping). A peer that never sends it is taken for V2Ray,
+/// whose sender we then pace with our window (`shaper.rs`).
+pub const CMD_HELLO: u8 = 0xF2;
+
+/// Command byte of "I am mkcp and I have heard your hello": the peer stops sending
+/// hellos once it has this.
+pub const CMD_HELLO_HEARD: u8 = 0xF3;
+
+/// Most hello markers a connection sends (one per datagram, ahead of data) to a peer
+/// that does not answer: a V2Ray peer costs us 64 small segments, an mkcp peer
+/// answers within a round trip; 64 lost in a row (at 20 % loss: 1e-45) would make us
+/// pace an mkcp sender as if it were V2Ray's.
+const MAX_HELLOS: u8 = 64;
 
 /// Largest peer receive window we believe (segments). Larger advertisements are
 /// treated as implausible.
@@ -187,6 +204,9 @@ struct Times {
     rto_at_us: Option<u64>,
     /// Retransmission timeouts in a row with nothing acknowledged in between.
     rto_streak: u32,
+    /// A timeout's probe waits to be sent: it goes even if the window is full (what
+    /// was in flight is presumed lost, as TCP resets its flight size on a timeout).
+    probe_due: bool,
 }
 
 /// What we know of the peer's receive window.
@@ -226,6 +246,17 @@ struct Due {
     terminate: bool,
 }
 
+/// Our side of the hello exchange.
+#[derive(Clone, Debug, Default)]
+struct Hello {
+    /// Markers sent so far.
+    sent: u8,
+    /// The peer's marker arrived: it is mkcp.
+    heard: bool,
+    /// The peer has heard ours: no more markers.
+    done: bool,
+}
+
 /// Half-close and close bookkeeping.
 #[derive(Clone, Debug, Default)]
 struct Closing {
@@ -263,11 +294,14 @@ pub struct Connection {
     peer: PeerWindow,
     cc: Congestion,
     due: Due,
+    hello: Hello,
     close: Closing,
     error: Option<ConnectionError>,
     events: VecDeque<ConnEvent>,
     stats: ConnectionStats,
     scratch: Vec<u32>,
+    /// Paces a V2Ray sender through the window we advertise.
+    shaper: Shaper,
     /// V2Ray's own sender and ack list (`v2ray_compat`), instead of ours.
     v2ray: Option<Box<V2rayMode>>,
 }
@@ -352,7 +386,13 @@ impl Connection {
                 advertised_end,
             },
             cc: Congestion {
-                rate: RateControl::new(mss as u32, 16),
+                rate: {
+                    // Until the peer says it is mkcp, it may be V2Ray, which acks once
+                    // per TTI.
+                    let mut r = RateControl::new(mss as u32, 16);
+                    r.set_ack_delay_us(u64::from(config.tti) * 1000);
+                    r
+                },
                 pacer: Pacer::new(),
                 loss: LossControl::new(snd_wnd, loss_max),
                 lost_in_round: 0,
@@ -361,6 +401,11 @@ impl Connection {
                 delivered_us: 0,
             },
             due: Due::default(),
+            hello: Hello {
+                done: compat,
+                ..Hello::default()
+            },
+            shaper: Shaper::new(config.tti),
             close: Closing::default(),
             error: None,
             events: VecDeque::new(),
@@ -469,6 +514,18 @@ impl Connection {
         self.created + Duration::from_micros(us)
     }
 
+    /// The `receivingNext` we advertise. Ours: the first number not yet received, since
+    /// everything below it is held even if the application has not read it (a sender
+    /// may forget it; V2Ray's sender treats listed numbers above this point as a sign
+    /// of loss below them). V2Ray's: its read point.
+    fn advertised_next(&self) -> u32 {
+        if self.v2ray.is_some() {
+            self.recv.next()
+        } else {
+            self.recv.contiguous()
+        }
+    }
+
     fn option(&self) -> u8 {
         if self.state == State::ReadyToClose {
             OPTION_CLOSE
@@ -561,7 +618,8 @@ impl Connection {
 
     fn can_send_data(&self) -> bool {
         self.data_allowed()
-            && (self.send.in_flight_bytes() as u64) < self.cwnd_bytes()
-            && self.send.has_sendable(self.peer.end)
+            && (((self.send.in_flight_bytes() as u64) < self.cwnd_bytes()
+                && self.send.has_sendable(self.peer.end))
+                || (self.times.probe_due && self.send.has_lost()))
     }
 }

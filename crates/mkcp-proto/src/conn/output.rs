@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use super::{Connection, State, CMD_FIN};
+use super::{Connection, State, CMD_FIN, CMD_HELLO, CMD_HELLO_HEARD, MAX_HELLOS};
 use crate::wire::segment::{
     AckNumbers, AckSegment, CmdSegment, DataSegment, Segment, ACK_HEADER_LEN, CMD_LEN, CMD_PING,
     CMD_TERMINATE, DATA_HEADER_LEN,
@@ -50,14 +50,25 @@ impl Connection {
             cmd,
             option: self.option(),
             sending_next: self.send.una(),
-            receiving_next: self.recv.next(),
+            receiving_next: self.advertised_next(),
             peer_rto: self.rtt.rto(),
         }
     }
 
     fn transmit(&mut self, t: u64, buf: &mut [u8]) -> usize {
-        let mut w = self.write_acks(buf);
+        let mut w = self.write_acks(t, buf);
         let now_ms = Self::ms(t);
+        // Who we are, ahead of data (it must not wait behind full-size segments).
+        if !self.hello.done && self.hello.sent < MAX_HELLOS && buf.len() - w >= CMD_LEN {
+            let cmd = if self.hello.heard {
+                CMD_HELLO_HEARD
+            } else {
+                CMD_HELLO
+            };
+            if Self::emit(buf, &mut w, &Segment::Cmd(self.cmd(cmd))) {
+                self.hello.sent += 1;
+            }
+        }
         // Control segments.
         if self.due.terminate && buf.len() - w >= CMD_LEN {
             let seg = Segment::Cmd(self.cmd(CMD_TERMINATE));
@@ -89,7 +100,7 @@ impl Connection {
     }
 
     /// Acknowledgements (and window updates) at the start of `buf`; returns the length.
-    fn write_acks(&mut self, buf: &mut [u8]) -> usize {
+    fn write_acks(&mut self, t: u64, buf: &mut [u8]) -> usize {
         let mut w = 0;
         while !self.acks.is_empty() || self.due.ack {
             let room = buf.len() - w;
@@ -99,12 +110,13 @@ impl Connection {
             let count = ((room - ACK_HEADER_LEN) / 4).min(255);
             let mut scratch = std::mem::take(&mut self.scratch);
             scratch.clear();
-            let ts = self.acks.take(count, self.recv.next(), &mut scratch);
+            let ts = self.acks.take(count, self.advertised_next(), &mut scratch);
+            let end = self.window_to_advertise(t);
             let seg = Segment::Ack(AckSegment {
                 conv: self.conv,
                 option: self.option(),
-                receiving_window: self.recv.window_end(),
-                receiving_next: self.recv.next(),
+                receiving_window: end,
+                receiving_next: self.advertised_next(),
                 timestamp: ts,
                 numbers: AckNumbers::List(&scratch),
             });
@@ -138,6 +150,7 @@ impl Connection {
                 break;
             }
             let retransmit = seg.transmit > 0;
+            self.times.probe_due = false;
             let len = seg.payload.len();
             let d = Segment::Data(DataSegment {
                 conv: self.conv,
@@ -184,6 +197,17 @@ impl Connection {
             self.cc.lost_in_round = 0;
         }
         w
+    }
+
+    /// The window end for our next Ack: the real one for an mkcp peer, the shaper's
+    /// for a V2Ray sender.
+    fn window_to_advertise(&mut self, t: u64) -> u32 {
+        let real = self.recv.window_end();
+        if self.hello.heard {
+            real
+        } else {
+            self.shaper.window_end(t, self.recv.contiguous(), real)
+        }
     }
 
     /// Schedules the next FIN: resent with backoff (8 times), since nothing

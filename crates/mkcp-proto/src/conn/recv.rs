@@ -36,6 +36,8 @@ pub struct RecvBuffer {
     slots: Vec<Option<Vec<u8>>>,
     /// Slots in use.
     stored: usize,
+    /// First number not yet received (`next` or beyond): everything below it is held.
+    contiguous: u32,
     /// Bytes already read from the slot at `next`.
     offset: usize,
     buffered: usize,
@@ -51,6 +53,7 @@ impl RecvBuffer {
             window,
             slots: Vec::new(),
             stored: 0,
+            contiguous: 0,
             offset: 0,
             buffered: 0,
             pool: Vec::new(),
@@ -60,6 +63,12 @@ impl RecvBuffer {
     /// Next number the application will read (V2Ray's `receivingNext`).
     pub fn next(&self) -> u32 {
         self.next
+    }
+
+    /// First number not yet received: every segment below it is held (read or
+    /// waiting to be read), so it can be acknowledged cumulatively.
+    pub fn contiguous(&self) -> u32 {
+        self.contiguous
     }
 
     /// Window size in segments.
@@ -115,6 +124,11 @@ impl RecvBuffer {
             let s = self.slot(number);
             self.slots[s] = Some(buf);
             self.stored += 1;
+            while self.contiguous.wrapping_sub(self.next) < self.window
+                && self.slots[self.slot(self.contiguous)].is_some()
+            {
+                self.contiguous = self.contiguous.wrapping_add(1);
+            }
         }
         verdict
     }

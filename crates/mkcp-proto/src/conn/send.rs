@@ -262,14 +262,32 @@ impl SendBuffer {
     /// Applies a cumulative ack (`receivingNext`): everything below `rn` was received.
     /// Returns payload bytes newly acknowledged. Callers check plausibility first.
     pub fn ack_cumulative(&mut self, rn: u32) -> u64 {
+        self.ack_cumulative_sampled(rn).0
+    }
+
+    /// [`Self::ack_cumulative`], also returning what the most recently sent of the
+    /// freed segments carried (a delivery-rate sample: a peer that acks in bursts,
+    /// as V2Ray does, lists only some numbers and covers the rest cumulatively).
+    pub fn ack_cumulative_sampled(&mut self, rn: u32) -> (u64, Option<Acked>) {
         let ahead = rn.wrapping_sub(self.una);
         if ahead == 0 || before(rn, self.una) {
-            return 0;
+            return (0, None);
         }
         let n = (ahead as usize).min(self.segs.len());
         let mut freed = 0u64;
+        let mut newest: Option<Acked> = None;
         for i in 0..n {
             if !self.segs[i].acked {
+                let s = &self.segs[i];
+                if s.transmit > 0 && newest.is_none_or(|a| s.sent_us >= a.sent_us) {
+                    newest = Some(Acked {
+                        len: s.len,
+                        transmit: s.transmit,
+                        sent_us: s.sent_us,
+                        delivered: s.delivered,
+                        delivered_us: s.delivered_us,
+                    });
+                }
                 freed += u64::from(self.free(i));
             }
         }
@@ -281,7 +299,7 @@ impl SendBuffer {
         if before(self.unsent, self.una) {
             self.unsent = self.una;
         }
-        freed
+        (freed, newest)
     }
 
     /// Applies an individual ack for `number`; returns what it freed, or `None` if the

@@ -152,6 +152,7 @@ impl Connection {
                         None => 1,
                     };
                     self.times.rto_at_us = Some(t);
+                    self.times.probe_due = true;
                     self.stats.timeouts += 1;
                     self.cc.lost_in_round += n as u32;
                 }

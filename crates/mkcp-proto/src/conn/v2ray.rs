@@ -80,7 +80,7 @@ impl Connection {
             Some(v) => v.tick_us.is_none(),
             None => return,
         };
-        if !idle || matches!(self.state, State::Terminating | State::Terminated) {
+        if !idle || !self.v2ray_busy() {
             return;
         }
         self.v2ray_flush(t);
@@ -98,15 +98,20 @@ impl Connection {
         self.v2ray_flush(t);
     }
 
+    /// V2Ray's updater keeps flushing while it has data to send or numbers to
+    /// acknowledge, and not once it is terminating; a wake-up with neither does nothing.
+    fn v2ray_busy(&self) -> bool {
+        !matches!(self.state, State::Terminating | State::Terminated)
+            && (!self.send.is_empty() || self.v2ray.as_deref().is_some_and(|v| !v.acks.is_empty()))
+    }
+
     /// The periodic flush: once per TTI until nothing is left to send or acknowledge.
     pub(super) fn v2ray_tick(&mut self, t: u64) {
-        let done = matches!(self.state, State::Terminating | State::Terminated)
-            || (self.send.is_empty() && self.v2ray.as_deref().is_none_or(|v| v.acks.is_empty()));
-        let next = if done {
-            None
-        } else {
+        let next = if self.v2ray_busy() {
             self.v2ray_flush(t);
             Some(t + u64::from(self.p.tti_ms) * 1000)
+        } else {
+            None
         };
         if let Some(v) = self.v2ray.as_deref_mut() {
             v.tick_us = next;

@@ -31,6 +31,10 @@ pub struct App {
     pub reply_on_eof: Option<Vec<u8>>,
     /// Stop reading (the receive window must close instead of memory growing).
     pub paused: bool,
+    /// Read as a real application does: not inside the endpoint's input processing but
+    /// after the endpoint has transmitted, this long after data became readable (zero:
+    /// right after the transmit). `None`: read at once, before the endpoint transmits.
+    pub read_delay: Option<Duration>,
     pub shut: bool,
     pub closed: bool,
     pub closed_at: Option<Instant>,
@@ -40,6 +44,8 @@ pub struct App {
 pub struct SimPeer {
     pub ep: Endpoint,
     timeout: Option<Instant>,
+    /// When the application reads next (with [`App::read_delay`]).
+    read_at: Option<Instant>,
     pub app: App,
     buf: Vec<u8>,
 }
@@ -49,6 +55,7 @@ impl SimPeer {
         SimPeer {
             ep: Endpoint::new(config, StdRng::seed_from_u64(seed)),
             timeout: None,
+            read_at: None,
             app: App::default(),
             buf: vec![0; 64 * 1024],
         }
@@ -115,7 +122,26 @@ impl SimPeer {
                 let _ = self.ep.shutdown_write(id, now);
                 self.app.shut = true;
             }
-            while !self.app.paused && !self.app.closed && !self.app.eof && self.app.error.is_none()
+            let may_read = match self.app.read_delay {
+                None => true,
+                Some(delay) => {
+                    if self.read_at.is_some_and(|t| t <= now) {
+                        self.read_at = None;
+                        true
+                    } else {
+                        let readable = self.ep.connection(id).is_some_and(|c| c.is_readable());
+                        if readable && self.read_at.is_none() {
+                            self.read_at = Some(now + delay);
+                        }
+                        false
+                    }
+                }
+            };
+            while may_read
+                && !self.app.paused
+                && !self.app.closed
+                && !self.app.eof
+                && self.app.error.is_none()
             {
                 match self.ep.read(id, now, &mut self.buf) {
                     Ok(Some(0)) => {
@@ -173,7 +199,10 @@ impl Node for SimPeer {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.timeout
+        match (self.timeout, self.read_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn handle_timeout(&mut self, now: Instant) {

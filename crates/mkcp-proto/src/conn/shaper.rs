@@ -1,0 +1,185 @@
+//! Receiving from V2Ray's sender: the window we advertise paces it.
+//!
+//! V2Ray's sender has no congestion control by default. Each flush (one per TTI while
+//! busy) it sends every segment that is due, up to 20 times its window, and its window
+//! is `remoteNextNumber - firstUna`, where `remoteNextNumber` is the largest window end
+//! any ack advertised (spec §3.10 "sending flush", §5 item 27). So the window end we
+//! advertise, measured from the point below which everything has arrived (which is
+//! V2Ray's `firstUna` once it has our ack), caps what it may send per flush: 20 × K
+//! segments for an end `contiguous + K`. Left alone it dumps its whole buffer into the
+//! bottleneck queue every RTO and most of it is dropped (mkcp bench: 2-5 times the
+//! payload on the wire).
+//!
+//! The shaper measures how many new segments arrive per TTI (a windowed maximum over
+//! the last [`FILTER`] TTIs, the delivery rate as BBR measures it) and advertises K for
+//! that rate times a gain: 2 while the rate still grows (startup), then a cycle of
+//! 1.25, 0.75 and six times 1 (probing for more, then draining the queue it built).
+//! The advertised end never moves backwards (V2Ray keeps the largest anyway), never
+//! beyond our real receive window, and K is at least 1: 20 segments per flush is the
+//! finest step V2Ray's rule allows.
+//!
+//! Only for V2Ray peers: an mkcp sender treats the window as a hard limit on what is in
+//! flight, so the connection keeps advertising its real window once the peer has said
+//! it is mkcp ([`super::CMD_HELLO`]).
+
+use super::seq::before;
+
+/// TTIs over which the arrival rate is the maximum.
+pub(crate) const FILTER: usize = 10;
+/// V2Ray's flush may send this many segments per segment of window.
+const V2RAY_FLUSH_FACTOR: u32 = 20;
+/// Gain while the rate still grows.
+const STARTUP_GAIN: f64 = 2.0;
+/// Gains of the steady cycle, one per TTI.
+const CYCLE: [f64; 8] = [1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
+/// Startup ends when the rate grew less than this over [`STARTUP_ROUNDS`] TTIs.
+const STARTUP_GROWTH: f64 = 1.25;
+const STARTUP_ROUNDS: u32 = 3;
+
+/// The pacing state of a V2Ray sender, kept by the receiving connection.
+#[derive(Clone, Debug)]
+pub(crate) struct Shaper {
+    tti_us: u64,
+    interval_start_us: Option<u64>,
+    /// New segments that arrived in the current TTI.
+    count: u32,
+    /// Arrivals of the last `FILTER` TTIs.
+    samples: [u32; FILTER],
+    next_sample: usize,
+    startup: bool,
+    /// The rate startup last saw grow, and TTIs since.
+    full_rate: u32,
+    full_rounds: u32,
+    cycle: usize,
+    /// The last end advertised.
+    end: Option<u32>,
+}
+
+impl Shaper {
+    /// A shaper for a peer that flushes every `tti_ms`.
+    pub(crate) fn new(tti_ms: u32) -> Shaper {
+        Shaper {
+            tti_us: u64::from(tti_ms.max(1)) * 1000,
+            interval_start_us: None,
+            count: 0,
+            samples: [0; FILTER],
+            next_sample: 0,
+            startup: true,
+            full_rate: 0,
+            full_rounds: 0,
+            cycle: 0,
+            end: None,
+        }
+    }
+
+    /// A new data segment (not a duplicate) arrived at `t` (µs).
+    pub(crate) fn on_arrival(&mut self, t: u64) {
+        self.roll(t);
+        self.count = self.count.saturating_add(1);
+    }
+
+    /// Closes the TTIs that ended by `t`.
+    fn roll(&mut self, t: u64) {
+        let Some(start) = self.interval_start_us else {
+            self.interval_start_us = Some(t);
+            return;
+        };
+        let elapsed = t.saturating_sub(start) / self.tti_us;
+        if elapsed == 0 {
+            return;
+        }
+        // A long silence: every interval in between had no arrival.
+        let closed = elapsed.min(FILTER as u64 + 1) as usize;
+        for i in 0..closed {
+            let n = if i == 0 { self.count } else { 0 };
+            self.close_interval(n);
+        }
+        self.count = 0;
+        self.interval_start_us = Some(start + elapsed * self.tti_us);
+    }
+
+    fn close_interval(&mut self, arrivals: u32) {
+        self.samples[self.next_sample] = arrivals;
+        self.next_sample = (self.next_sample + 1) % FILTER;
+        self.cycle = (self.cycle + 1) % CYCLE.len();
+        if self.startup {
+            let rate = self.rate();
+            if f64::from(rate) >= f64::from(self.full_rate) * STARTUP_GROWTH {
+                self.full_rate = rate;
+                self.full_rounds = 0;
+            } else {
+                self.full_rounds += 1;
+                if self.full_rounds >= STARTUP_ROUNDS {
+                    self.startup = false;
+                    self.cycle = 0;
+                }
+            }
+        }
+    }
+
+    /// Segments per TTI the path delivered lately (windowed maximum).
+    fn rate(&self) -> u32 {
+        self.samples
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .max(self.count)
+    }
+
+    /// The window end to advertise at `t`, given the first number not yet received
+    /// and the end of our real receive window.
+    pub(crate) fn window_end(&mut self, t: u64, contiguous: u32, limit: u32) -> u32 {
+        self.roll(t);
+        let gain = if self.startup {
+            STARTUP_GAIN
+        } else {
+            CYCLE[self.cycle]
+        };
+        let k = ((f64::from(self.rate()) * gain) / f64::from(V2RAY_FLUSH_FACTOR)).ceil() as u32;
+        let mut end = contiguous.wrapping_add(k.max(1));
+        if before(limit, end) {
+            end = limit;
+        }
+        if let Some(prev) = self.end {
+            if before(end, prev) {
+                end = prev;
+            }
+        }
+        self.end = Some(end);
+        end
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_follows_the_arrival_rate() {
+        let mut s = Shaper::new(50);
+        // 100 segments per 50 ms for a second.
+        for i in 0..2000u64 {
+            s.on_arrival(i * 500);
+        }
+        let k = s.window_end(1_000_000, 5000, 100_000) - 5000;
+        // 100 per TTI with a gain between 0.75 and 2, 20 per window segment.
+        assert!((4..=10).contains(&k), "k = {k}");
+    }
+
+    #[test]
+    fn the_end_never_moves_back_and_stays_in_the_real_window() {
+        let mut s = Shaper::new(50);
+        let a = s.window_end(0, 100, 10_000);
+        let b = s.window_end(1000, 90, 10_000);
+        assert!(!before(b, a));
+        let c = s.window_end(2000, 200, 150);
+        assert_eq!(c, 150.max(b));
+    }
+
+    #[test]
+    fn at_least_one_segment_of_window() {
+        let mut s = Shaper::new(50);
+        assert_eq!(s.window_end(0, 7, 1000), 8);
+    }
+}
