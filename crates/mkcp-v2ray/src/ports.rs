@@ -41,6 +41,39 @@ pub fn free_tcp_port() -> io::Result<u16> {
     pick(|| Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()))
 }
 
+/// Runs `attempt` (which should pick fresh ports each time) up to `attempts` times (at
+/// least once), trying again only while it fails with an error `is_conflict` accepts,
+/// such as a port another process took in the meantime. Returns the first success or the
+/// last error.
+///
+/// ```
+/// use mkcp_v2ray::ports::retry_on_port_conflict;
+/// let mut tries = 0;
+/// let r: Result<u32, &str> = retry_on_port_conflict(
+///     3,
+///     || {
+///         tries += 1;
+///         if tries < 2 { Err("in use") } else { Ok(tries) }
+///     },
+///     |e| *e == "in use",
+/// );
+/// assert_eq!(r, Ok(2));
+/// ```
+pub fn retry_on_port_conflict<T, E>(
+    attempts: usize,
+    mut attempt: impl FnMut() -> Result<T, E>,
+    is_conflict: impl Fn(&E) -> bool,
+) -> Result<T, E> {
+    let mut left = attempts.max(1);
+    loop {
+        left -= 1;
+        match attempt() {
+            Err(e) if left > 0 && is_conflict(&e) => continue,
+            other => return other,
+        }
+    }
+}
+
 /// `127.0.0.1:port`.
 pub fn localhost(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
