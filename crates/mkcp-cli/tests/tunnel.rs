@@ -245,7 +245,7 @@ fn quiet_logs_only_problems() {
     // port (retried if another process takes it first). Readiness is a session through
     // it: the quiet server has bound its socket, accepted a session and dialled the
     // target, each of which logs an info line without -q.
-    let (mut server, mut client) = mkcp_v2ray::ports::retry_on_port_conflict(
+    let (mut server, mut client) = mkcp_v2ray::retry_on_port_conflict(
         5,
         || {
             let udp = mkcp_v2ray::localhost(mkcp_v2ray::free_udp_port()?).to_string();

@@ -1,10 +1,10 @@
-//! Free-port helpers on 127.0.0.1.
+//! Free-port helpers on 127.0.0.1, and the retry on a fresh port.
 //!
 //! The port is found by binding port 0 and releasing it, so another process may in
-//! principle grab it before V2Ray binds it; within this process a port is never handed
-//! out twice (so concurrent tests do not collide with each other). Callers that start
-//! V2Ray should retry on [`crate::V2rayError::is_port_conflict`] (as
-//! [`crate::V2rayPair::start`] does).
+//! principle grab it before the program it is meant for binds it; within this process a
+//! port is never handed out twice (so concurrent tests do not collide with each other).
+//! Callers that start a process on such a port retry with a fresh one on a conflict:
+//! [`retry_on_port_conflict`].
 
 use std::collections::HashSet;
 use std::io;
@@ -47,7 +47,7 @@ pub fn free_tcp_port() -> io::Result<u16> {
 /// last error.
 ///
 /// ```
-/// use mkcp_v2ray::ports::retry_on_port_conflict;
+/// use mkcp_harness::ports::retry_on_port_conflict;
 /// let mut tries = 0;
 /// let r: Result<u32, &str> = retry_on_port_conflict(
 ///     3,
