@@ -135,6 +135,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Client(args) => run_client(args).await,
         Command::Netem(args) => netem::run(args).await,
         Command::Demo(args) => demo::run(args).await,
+        #[cfg(feature = "bench")]
         Command::Bench(args) => mkcp_bench::run(args).await,
     }
 }

@@ -280,3 +280,19 @@ fn quiet_logs_only_problems() {
     );
     assert_eq!(server.stderr(), "", "-q printed info lines");
 }
+
+#[cfg(feature = "bench")]
+#[test]
+fn bench_is_a_subcommand_with_the_bench_feature() {
+    let (status, out, err) = run(&["bench", "--help"], Duration::from_secs(10));
+    assert!(status.success(), "{err}");
+    assert!(out.contains("--pairs"), "{out}");
+}
+
+#[cfg(not(feature = "bench"))]
+#[test]
+fn bench_is_left_out_without_the_bench_feature() {
+    let (status, _out, err) = run(&["bench", "--help"], Duration::from_secs(10));
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("unrecognized subcommand 'bench'"), "{err}");
+}
