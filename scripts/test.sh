@@ -14,7 +14,9 @@ fi
 
 echo "== cargo fmt --check =="
 cargo fmt --all -- --check
+# --all-features: `mkcp bench` (mkcp-cli's `bench` feature, off for installs) is linted
+# and tested too.
 echo "== cargo clippy =="
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 echo "== cargo test =="
-cargo test --workspace
+cargo test --workspace --all-features

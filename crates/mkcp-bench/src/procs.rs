@@ -2,15 +2,14 @@
 //! until their socket exists, measured through `/proc`, and killed on drop.
 
 use std::fs::{self, File};
-use std::io;
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use mkcp_harness::process::{self, Listener};
 use mkcp_v2ray::{KcpParams, V2rayBin, V2rayConfig, V2rayProcess};
 
 /// How long a process gets to open its socket.
@@ -51,13 +50,6 @@ fn check_file(p: PathBuf) -> Result<PathBuf> {
     }
 }
 
-/// Which socket tells that an endpoint is ready.
-#[derive(Debug, Clone, Copy)]
-enum Socket {
-    Tcp(SocketAddr),
-    Udp(SocketAddr),
-}
-
 /// A running `mkcp client` or `mkcp server`, killed (SIGKILL) on drop.
 #[derive(Debug)]
 pub struct MkcpProcess {
@@ -82,7 +74,7 @@ impl MkcpProcess {
             target.to_string(),
             format!("--congestion={congestion}"),
         ];
-        Self::spawn(bin, &args, Socket::Udp(udp))
+        Self::spawn(bin, &args, Listener::Udp(udp))
     }
 
     /// `mkcp client --listen <tcp> --server <udp> --congestion=<bool>`.
@@ -100,10 +92,10 @@ impl MkcpProcess {
             server.to_string(),
             format!("--congestion={congestion}"),
         ];
-        Self::spawn(bin, &args, Socket::Tcp(tcp))
+        Self::spawn(bin, &args, Listener::Tcp(tcp))
     }
 
-    fn spawn(bin: &Path, args: &[String], ready: Socket) -> Result<Self> {
+    fn spawn(bin: &Path, args: &[String], ready: Listener) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("mkcp-bench-")
             .tempdir()
@@ -117,10 +109,8 @@ impl MkcpProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2));
-        die_with_parent(&mut cmd);
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
+        let child =
+            process::spawn_tied(cmd).with_context(|| format!("starting {}", bin.display()))?;
         let mut p = MkcpProcess {
             child,
             log_path,
@@ -136,7 +126,7 @@ impl MkcpProcess {
                     p.log_tail()
                 );
             }
-            if owns_socket(p.child.id(), ready) {
+            if process::owns_socket(p.child.id(), ready) {
                 return Ok(p);
             }
             if start.elapsed() > READY_TIMEOUT {
@@ -161,32 +151,6 @@ impl Drop for MkcpProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// Asks the kernel to SIGKILL the child when the thread that forked it exits, so that no
-/// endpoint outlives a benchmark that crashed or was killed.
-fn die_with_parent(cmd: &mut Command) {
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe system calls (prctl, getppid); it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::getppid() != parent {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
     }
 }
 
@@ -234,12 +198,13 @@ impl EndpointProcess {
 
     /// CPU seconds (user + system) used so far.
     pub fn cpu_secs(&self) -> Result<f64> {
-        mkcp_v2ray::process::cpu_time_secs(self.pid()).context("reading /proc/<pid>/stat")
+        process::cpu_time_secs(self.pid()).context("reading /proc/<pid>/stat")
     }
 
     /// Peak resident set size (VmHWM) in bytes.
     pub fn peak_rss(&self) -> Result<u64> {
-        peak_rss_bytes(self.pid())
+        let pid = self.pid();
+        process::peak_rss_bytes(pid).with_context(|| format!("reading /proc/{pid}/status"))
     }
 
     /// An error (with the log tail) if the process has exited.
@@ -272,107 +237,5 @@ fn tail(log: &str) -> String {
     }
 }
 
-/// Peak resident set size (`VmHWM` of `/proc/<pid>/status`) in bytes.
-pub fn peak_rss_bytes(pid: u32) -> Result<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("reading /proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|v| v.parse::<u64>().ok())
-        .map(|kib| kib * 1024)
-        .ok_or_else(|| anyhow!("no VmHWM in /proc/{pid}/status"))
-}
-
 /// The 1-minute load average from `/proc/loadavg`.
-pub fn load_average() -> Option<f64> {
-    fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// True if process `pid` has a socket bound to the address's port (TCP: listening).
-fn owns_socket(pid: u32, socket: Socket) -> bool {
-    let (tables, port, listening) = match socket {
-        Socket::Tcp(a) => (["/proc/net/tcp", "/proc/net/tcp6"], a.port(), true),
-        Socket::Udp(a) => (["/proc/net/udp", "/proc/net/udp6"], a.port(), false),
-    };
-    let inodes = socket_inodes(pid);
-    if inodes.is_empty() {
-        return false;
-    }
-    tables.iter().any(|t| {
-        fs::read_to_string(t).is_ok_and(|text| {
-            text.lines()
-                .skip(1)
-                .any(|line| socket_line_matches(line, port, listening, &inodes))
-        })
-    })
-}
-
-/// One line of `/proc/net/{tcp,udp}`: local port (hex after the colon), state (0A =
-/// LISTEN) and inode (10th column).
-fn socket_line_matches(line: &str, port: u16, listening: bool, inodes: &[u64]) -> bool {
-    let cols: Vec<&str> = line.split_whitespace().collect();
-    if cols.len() < 10 {
-        return false;
-    }
-    let local_port = cols[1]
-        .rsplit(':')
-        .next()
-        .and_then(|p| u16::from_str_radix(p, 16).ok());
-    local_port == Some(port)
-        && (!listening || cols[3] == "0A")
-        && cols[9].parse::<u64>().is_ok_and(|i| inodes.contains(&i))
-}
-
-/// Inodes of the sockets among `pid`'s file descriptors.
-fn socket_inodes(pid: u32) -> Vec<u64> {
-    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| fs::read_link(e.ok()?.path()).ok())
-        .filter_map(|target| {
-            let s = target.to_string_lossy().into_owned();
-            s.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn socket_table_line_is_read() {
-        let line = "   3: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0";
-        assert!(socket_line_matches(line, 0x1F90, true, &[4242]));
-        assert!(!socket_line_matches(line, 0x1F91, true, &[4242]));
-        assert!(!socket_line_matches(line, 0x1F90, true, &[1]));
-        let established = line.replace(" 0A ", " 01 ");
-        assert!(!socket_line_matches(&established, 0x1F90, true, &[4242]));
-        assert!(socket_line_matches(&established, 0x1F90, false, &[4242]));
-    }
-
-    #[test]
-    fn own_process_is_measurable() {
-        assert!(peak_rss_bytes(std::process::id()).unwrap() > 0);
-        assert!(load_average().is_some());
-    }
-
-    #[test]
-    fn own_udp_socket_is_found() {
-        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let a = s.local_addr().unwrap();
-        assert!(owns_socket(std::process::id(), Socket::Udp(a)));
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        assert!(owns_socket(
-            std::process::id(),
-            Socket::Tcp(l.local_addr().unwrap())
-        ));
-    }
-}
+pub use mkcp_harness::process::load_average;

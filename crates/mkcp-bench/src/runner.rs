@@ -13,8 +13,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use mkcp_harness::ports::{free_tcp_port, free_udp_port, localhost, retry_on_port_conflict};
 use mkcp_netem::{Relay, RelayHandle, RelayStats};
-use mkcp_v2ray::{free_tcp_port, free_udp_port, localhost, KcpParams, V2rayBin};
+use mkcp_v2ray::{KcpParams, V2rayBin};
 
 use crate::args::{Implementation, KcpVariant, LinkScenario, PairKind};
 use crate::procs::{load_average, EndpointProcess, MkcpProcess};
@@ -116,6 +117,15 @@ fn kcp_params(variant: KcpVariant) -> KcpParams {
     }
 }
 
+/// How many times an endpoint is started on fresh ports before giving up.
+const ATTEMPTS: usize = 3;
+
+/// True if starting an endpoint failed because its port was taken meanwhile (the log
+/// tail in the error says so, for mkcp and V2Ray alike).
+fn is_port_conflict(e: &anyhow::Error) -> bool {
+    format!("{e:#}").contains("in use")
+}
+
 /// Starts a server endpoint of `imp` on a free UDP port forwarding to `target`.
 fn start_server(
     env: &Env,
@@ -123,8 +133,7 @@ fn start_server(
     variant: KcpVariant,
     target: SocketAddr,
 ) -> Result<(EndpointProcess, SocketAddr)> {
-    let mut last = None;
-    for _ in 0..3 {
+    let attempt = || {
         let port = free_udp_port().context("picking a UDP port")?;
         let r = match imp {
             Implementation::Mkcp => MkcpProcess::server(
@@ -141,14 +150,10 @@ fn start_server(
                 &kcp_params(variant),
             ),
         };
-        match r {
-            Ok(p) => return Ok((p, localhost(port))),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last
-        .expect("attempted")
-        .context("starting the server endpoint"))
+        r.map(|p| (p, localhost(port)))
+    };
+    retry_on_port_conflict(ATTEMPTS, attempt, is_port_conflict)
+        .context("starting the server endpoint")
 }
 
 /// Starts a client endpoint of `imp` on a free TCP port dialling `server`.
@@ -158,8 +163,7 @@ fn start_client(
     variant: KcpVariant,
     server: SocketAddr,
 ) -> Result<(EndpointProcess, SocketAddr)> {
-    let mut last = None;
-    for _ in 0..3 {
+    let attempt = || {
         let port = free_tcp_port().context("picking a TCP port")?;
         let r = match imp {
             Implementation::Mkcp => MkcpProcess::client(
@@ -176,14 +180,10 @@ fn start_client(
                 &kcp_params(variant),
             ),
         };
-        match r {
-            Ok(p) => return Ok((p, localhost(port))),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last
-        .expect("attempted")
-        .context("starting the client endpoint"))
+        r.map(|p| (p, localhost(port)))
+    };
+    retry_on_port_conflict(ATTEMPTS, attempt, is_port_conflict)
+        .context("starting the client endpoint")
 }
 
 /// Runs one measurement. Every step is bounded in time; every process and the relay are

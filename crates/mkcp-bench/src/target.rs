@@ -1,4 +1,5 @@
-//! The TCP service behind the server endpoint, and the two loads that go through the
+//! The TCP service behind the server endpoint ([`Target`], the harness's
+//! [`MuxServer`](mkcp_harness::net::MuxServer)), and the two loads that go through the
 //! tunnel to it: a bulk writer and a 64-byte echo ping-pong.
 //!
 //! The first byte of each connection picks the service: `S` discards and counts
@@ -6,7 +7,7 @@
 //! without restarting the endpoints.
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -14,120 +15,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-/// First byte of a sink connection.
-pub const MODE_SINK: u8 = b'S';
-/// First byte of an echo connection.
-pub const MODE_ECHO: u8 = b'E';
+/// The sink + echo TCP server behind the server endpoint (on 127.0.0.1; stops on drop).
+pub use mkcp_harness::net::MuxServer as Target;
+pub use mkcp_harness::net::{MODE_ECHO, MODE_SINK};
 
 /// How often blocked threads look at their stop flag.
 const POLL: Duration = Duration::from_millis(50);
-
-/// A sink + echo TCP server on 127.0.0.1; stops on drop.
-#[derive(Debug)]
-pub struct Target {
-    addr: SocketAddr,
-    sunk: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    acceptor: Option<JoinHandle<()>>,
-}
-
-impl Target {
-    /// Binds an ephemeral port and starts serving.
-    pub fn start() -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").context("binding the TCP target")?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
-        let sunk = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let acceptor = {
-            let (sunk, stop) = (sunk.clone(), stop.clone());
-            thread::Builder::new()
-                .name("bench-target".into())
-                .spawn(move || accept_loop(listener, sunk, stop))?
-        };
-        Ok(Target {
-            addr,
-            sunk,
-            stop,
-            acceptor: Some(acceptor),
-        })
-    }
-
-    /// The address the server endpoint connects to.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Bytes received by sink connections so far (all connections together).
-    pub fn sunk(&self) -> u64 {
-        self.sunk.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.acceptor.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn accept_loop(listener: TcpListener, sunk: Arc<AtomicU64>, stop: Arc<AtomicBool>) {
-    while !stop.load(Ordering::Relaxed) {
-        match listener.accept() {
-            Ok((s, _)) => {
-                let (sunk, stop) = (sunk.clone(), stop.clone());
-                let _ = thread::Builder::new()
-                    .name("bench-target-conn".into())
-                    .spawn(move || serve(s, &sunk, &stop));
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => thread::sleep(Duration::from_millis(5)),
-            Err(_) => thread::sleep(POLL),
-        }
-    }
-}
-
-fn serve(mut s: TcpStream, sunk: &AtomicU64, stop: &AtomicBool) {
-    let _ = s.set_nonblocking(false);
-    let _ = s.set_read_timeout(Some(POLL));
-    let _ = s.set_nodelay(true);
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut mode = None;
-    while !stop.load(Ordering::Relaxed) {
-        let n = match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) =>
-            {
-                continue
-            }
-            Err(_) => break,
-        };
-        let data = match mode {
-            Some(_) => &buf[..n],
-            None => {
-                mode = Some(buf[0]);
-                &buf[1..n]
-            }
-        };
-        match mode {
-            Some(MODE_ECHO) => {
-                if s.write_all(data).is_err() {
-                    break;
-                }
-            }
-            _ => {
-                sunk.fetch_add(data.len() as u64, Ordering::Relaxed);
-            }
-        }
-    }
-    let _ = s.shutdown(Shutdown::Both);
-}
 
 fn connect(addr: SocketAddr) -> Result<TcpStream> {
     let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))

@@ -43,6 +43,7 @@ pub enum Command {
     Check(CheckArgs),
     /// Benchmark mkcp and V2Ray side by side over emulated links (goodput, CPU per GB,
     /// memory, wire overhead, echo RTT); writes a markdown report and SVG charts.
+    #[cfg(feature = "bench")]
     Bench(mkcp_bench::BenchArgs),
 }
 

@@ -24,9 +24,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mkcp_harness::net::EchoServer;
 use mkcp_netem::{LinkConfig, Relay, RelayStats};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
@@ -76,45 +77,12 @@ fn fill_pattern(key: u64, offset: u64, out: &mut [u8]) {
 struct Counters {
     /// Bytes written by the demo streams.
     written: AtomicU64,
-    /// Bytes that arrived at the echo target.
-    at_target: AtomicU64,
     /// Bytes read back by the demo streams (and found correct).
     echoed: AtomicU64,
     /// A stream saw a byte that differs from what it sent.
     corrupt: AtomicBool,
     /// The current [`in_flight_limit`] per stream.
     in_flight_limit: AtomicU64,
-}
-
-/// The echo target: echoes every connection, counting what arrives.
-async fn start_echo(counters: Arc<Counters>) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = TcpListener::bind(LOCALHOST)
-        .await
-        .context("binding the echo target")?;
-    let addr = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        let mut conns = JoinSet::new();
-        while let Ok((mut s, _)) = listener.accept().await {
-            let counters = counters.clone();
-            conns.spawn(async move {
-                let _ = s.set_nodelay(true);
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            counters.at_target.fetch_add(n as u64, Ordering::Relaxed);
-                            if s.write_all(&buf[..n]).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-                let _ = s.shutdown().await;
-            });
-        }
-    });
-    Ok((addr, task))
 }
 
 /// One demo stream: writes the pattern until `stop_at`, then half-closes and reads the
@@ -292,7 +260,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         in_flight_limit(0, args.rate, args.streams),
         Ordering::Relaxed,
     );
-    let (echo_addr, echo_task) = start_echo(counters.clone()).await?;
+    // The echo target counts what arrives at it: the "up" goodput.
+    let echo = EchoServer::start().context("starting the echo target")?;
+    let echo_addr = echo.addr();
     let options = tunnel::Options {
         linger: Some(Duration::from_secs(5)),
     };
@@ -354,7 +324,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
 
     let sample = |at: Duration| Sample {
         at,
-        at_target: counters.at_target.load(Ordering::Relaxed),
+        at_target: echo.received(),
         echoed: counters.echoed.load(Ordering::Relaxed),
         client: client.registry().snapshot(),
         server: server.registry().snapshot(),
@@ -473,7 +443,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     client.shutdown(Duration::from_secs(3)).await;
     relay.shutdown().await;
     server.shutdown(Duration::from_secs(3)).await;
-    echo_task.abort();
+    // Joins the echo threads; their connections are closed by now.
+    drop(echo);
 
     let mean_rtt = (rtt_n > 0).then(|| rtt_sum / f64::from(rtt_n));
     println!(

@@ -208,6 +208,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Check(args) => run_check(args),
         Command::Netem(args) => netem::run(args).await,
         Command::Demo(args) => demo::run(args).await,
+        #[cfg(feature = "bench")]
         Command::Bench(args) => mkcp_bench::run(args).await,
     }
 }

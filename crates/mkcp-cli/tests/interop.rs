@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use common::Proc;
 use mkcp_v2ray::{
-    free_tcp_port, free_udp_port, net, require_v2ray_or_skip, HeaderType, KcpParams, LogLevel,
-    V2rayConfig, V2rayError, V2rayProcess,
+    free_tcp_port, free_udp_port, net, require_v2ray_or_skip, retry_on_port_conflict, HeaderType,
+    KcpParams, LogLevel, V2rayConfig, V2rayError, V2rayProcess,
 };
 
 const TRANSFER: u64 = 2 << 20;
@@ -25,19 +25,12 @@ fn spawn_v2ray(
     bin: &mkcp_v2ray::V2rayBin,
     mut make: impl FnMut() -> V2rayConfig,
 ) -> (V2rayProcess, V2rayConfig) {
-    let mut last = None;
-    for _ in 0..5 {
+    let attempt = || {
         let config = make().with_log_level(LogLevel::Warning);
-        match V2rayProcess::spawn_with(bin, &config) {
-            Ok(p) => return (p, config),
-            Err(e) if e.is_port_conflict() => last = Some(e),
-            Err(e) => panic!("starting v2ray: {e}"),
-        }
-    }
-    panic!(
-        "starting v2ray: {}",
-        last.map_or(String::new(), |e: V2rayError| e.to_string())
-    );
+        V2rayProcess::spawn_with(bin, &config).map(|p| (p, config))
+    };
+    retry_on_port_conflict(5, attempt, V2rayError::is_port_conflict)
+        .unwrap_or_else(|e| panic!("starting v2ray: {e}"))
 }
 
 #[test]

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use mkcp_sim::link::{Link, LinkConfig, LinkStats};
 use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Sleep;
 
@@ -206,9 +206,17 @@ impl RelayHandle {
 
     /// Changes both links' impairments from now on; packets already in flight keep their
     /// schedule (see [`Link::set_config`]).
-    pub fn set_links(&self, up: LinkConfig, down: LinkConfig) {
-        // If the relay has stopped there is nothing to configure.
-        let _ = self.control.send(Control::SetLinks(Box::new((up, down))));
+    ///
+    /// Completes once the relay has applied the change, so every datagram sent after the
+    /// `.await` meets the new links. If the relay has stopped there is nothing to
+    /// configure and it completes at once.
+    pub async fn set_links(&self, up: LinkConfig, down: LinkConfig) {
+        let (applied, done) = oneshot::channel();
+        let change = Box::new(LinkChange { up, down, applied });
+        if self.control.send(Control::SetLinks(change)).is_ok() {
+            // An error means the relay stopped before applying it: nothing left to wait for.
+            let _ = done.await;
+        }
     }
 
     /// Stops the relay and waits for it to finish: its sockets are closed and packets
@@ -222,8 +230,15 @@ impl RelayHandle {
 }
 
 enum Control {
-    SetLinks(Box<(LinkConfig, LinkConfig)>),
+    SetLinks(Box<LinkChange>),
     Shutdown,
+}
+
+/// New links for both directions, and who to tell once they are in place.
+struct LinkChange {
+    up: LinkConfig,
+    down: LinkConfig,
+    applied: oneshot::Sender<()>,
 }
 
 /// A datagram inside a link, tagged with the client it belongs to.
@@ -241,7 +256,7 @@ struct Session {
 
 enum Event {
     Stop,
-    SetLinks(Box<(LinkConfig, LinkConfig)>),
+    SetLinks(Box<LinkChange>),
     FromClient(SocketAddr, usize),
     FromTarget(usize, usize),
     RecvError,
@@ -323,11 +338,13 @@ impl Worker {
             let event = poll_fn(|cx| self.poll_event(cx)).await;
             match event {
                 Event::Stop => break,
-                Event::SetLinks(links) => {
-                    let (up, down) = *links;
+                Event::SetLinks(change) => {
+                    let LinkChange { up, down, applied } = *change;
                     self.up.set_config(bounded(up, self.options.max_in_flight));
                     self.down
                         .set_config(bounded(down, self.options.max_in_flight));
+                    // The caller may have stopped waiting; that is fine.
+                    let _ = applied.send(());
                 }
                 Event::FromClient(client, len) => self.on_client_datagram(client, len),
                 Event::FromTarget(i, len) => self.on_target_datagram(i, len),

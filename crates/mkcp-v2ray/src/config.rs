@@ -13,6 +13,9 @@ use std::net::SocketAddr;
 
 use serde_json::{json, Map, Value};
 
+/// A listening socket V2Ray will open; used to wait for readiness.
+pub use mkcp_harness::process::Listener;
+
 /// The `kcpSettings.header.type` obfuscation header (spec §1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum HeaderType {
@@ -201,15 +204,6 @@ pub enum Role {
         /// mKCP (UDP) address of the server.
         server: SocketAddr,
     },
-}
-
-/// A listening socket V2Ray will open; used to wait for readiness.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Listener {
-    /// A TCP listening socket.
-    Tcp(SocketAddr),
-    /// A bound UDP socket.
-    Udp(SocketAddr),
 }
 
 /// A complete V2Ray configuration for one mKCP endpoint.

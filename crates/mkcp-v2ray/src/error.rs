@@ -51,7 +51,8 @@ pub enum V2rayError {
 }
 
 impl V2rayError {
-    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+    /// A [`V2rayError::Io`] saying what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         V2rayError::Io {
             context: context.into(),
             source,

@@ -6,7 +6,8 @@
 //!   V2rayConfig + KcpParams           JSON for a plain mKCP server or client (spec §4)
 //!   V2rayProcess                      spawn, wait ready, CPU/RSS stats, kill (also on drop)
 //!   V2rayPair                         V2Ray client --mKCP--> V2Ray server on loopback
-//!   net::*                            std-only echo/sink/source servers, verified transfers
+//!   net::*, ports::*                  std-only echo/sink/source servers, verified transfers,
+//!                                     free ports (re-exported from mkcp-harness)
 //! ```
 //!
 //! Typical interop test:
@@ -26,14 +27,14 @@
 pub mod config;
 pub mod error;
 pub mod locate;
-pub mod net;
 pub mod pair;
-pub mod ports;
 pub mod process;
+
+pub use mkcp_harness::{net, ports};
 
 pub use config::{HeaderType, KcpParams, Listener, LogLevel, Role, V2rayConfig};
 pub use error::V2rayError;
 pub use locate::{interop_skip_requested, locate, require_v2ray_or_skip, V2rayBin};
 pub use pair::V2rayPair;
-pub use ports::{free_tcp_port, free_udp_port, localhost};
+pub use ports::{free_tcp_port, free_udp_port, localhost, retry_on_port_conflict};
 pub use process::{Ready, V2rayProcess, DEFAULT_READY_TIMEOUT, STARTED_MARKER};

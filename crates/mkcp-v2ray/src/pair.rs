@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use crate::config::{KcpParams, LogLevel, V2rayConfig};
 use crate::error::V2rayError;
 use crate::locate::V2rayBin;
-use crate::ports::{free_tcp_port, free_udp_port, localhost};
+use crate::ports::{free_tcp_port, free_udp_port, localhost, retry_on_port_conflict};
 use crate::process::V2rayProcess;
 
 /// How many times [`V2rayPair::start`] retries with fresh ports on a port conflict.
@@ -42,15 +42,11 @@ impl V2rayPair {
         client_kcp: &KcpParams,
         log_level: LogLevel,
     ) -> Result<Self, V2rayError> {
-        let mut last = None;
-        for _ in 0..ATTEMPTS {
-            match Self::try_start(bin, target, server_kcp, client_kcp, log_level) {
-                Ok(p) => return Ok(p),
-                Err(e) if e.is_port_conflict() => last = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.expect("at least one attempt"))
+        retry_on_port_conflict(
+            ATTEMPTS,
+            || Self::try_start(bin, target, server_kcp, client_kcp, log_level),
+            V2rayError::is_port_conflict,
+        )
     }
 
     fn try_start(

@@ -24,15 +24,20 @@ fn pid_dead(pid: u32) -> bool {
     }
 }
 
-fn wait_dead(pid: u32, within: Duration) -> bool {
+/// Polls `cond` until it holds (true) or `within` has passed (false).
+fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + within;
     while Instant::now() < end {
-        if pid_dead(pid) {
+        if cond() {
             return true;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    pid_dead(pid)
+    cond()
+}
+
+fn wait_dead(pid: u32, within: Duration) -> bool {
+    wait_until(within, || pid_dead(pid))
 }
 
 #[test]
@@ -74,7 +79,7 @@ fn drop_kills_even_across_threads() {
     let tcp = free_tcp_port().unwrap();
     let udp = free_udp_port().unwrap();
     let kcp = KcpParams::with(HeaderType::Srtp, Some(""));
-    let (server, client) = std::thread::spawn({
+    let (mut server, mut client, spawner) = std::thread::spawn({
         let bin = bin.clone();
         let kcp = kcp.clone();
         let target = echo.addr();
@@ -83,14 +88,24 @@ fn drop_kills_even_across_threads() {
                 .unwrap();
             let c = V2rayProcess::spawn_with(&bin, &V2rayConfig::client(tcp, localhost(udp), kcp))
                 .unwrap();
-            (s, c)
+            // "<pid>/task/<tid>": this thread's entry under /proc.
+            let me = std::fs::read_link("/proc/thread-self").unwrap();
+            (s, c, std::path::Path::new("/proc").join(me))
         }
     })
     .join()
     .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(!pid_dead(server.pid()) && !pid_dead(client.pid()));
+    // The kernel sends death signals while the thread exits, before its /proc entry goes:
+    // once the entry is gone, a wrongly tied signal would already be on its way.
+    assert!(
+        wait_until(Duration::from_secs(10), || !spawner.exists()),
+        "{} still there",
+        spawner.display()
+    );
+    // Both still work: a transfer through them succeeds and neither has exited.
     net::transfer_echo(localhost(tcp), 64 * 1024, 5, Duration::from_secs(20)).unwrap();
+    server.check_alive().unwrap();
+    client.check_alive().unwrap();
     let pids = [server.pid(), client.pid()];
     drop(server);
     drop(client);
@@ -145,16 +160,20 @@ fn startup_failures_are_reported_quickly() {
     )
     .unwrap_err();
     assert!(err.is_port_conflict(), "{err}");
-    assert!(t0.elapsed() < Duration::from_secs(5));
+    // Both failures were seen as exits, not after DEFAULT_READY_TIMEOUT (that would be
+    // NotReady); the time is printed, not asserted (wall clock on a loaded machine).
+    eprintln!("two startup failures reported in {:?}", t0.elapsed());
 
     // A readiness condition that never holds: bounded, and the process is killed.
     let cfg = V2rayConfig::server(free_udp_port().unwrap(), localhost(9), KcpParams::default());
     let never = Ready::Listening(Listener::Tcp(localhost(free_tcp_port().unwrap())));
-    let t0 = Instant::now();
     let err = V2rayProcess::spawn_json(&bin, &cfg.to_json(), &[never], Duration::from_millis(500))
         .unwrap_err();
-    assert!(matches!(err, V2rayError::NotReady { .. }), "{err}");
-    assert!(t0.elapsed() < Duration::from_secs(3));
+    match err {
+        // It gave up after the timeout it was given, never before it.
+        V2rayError::NotReady { waited, .. } => assert!(waited >= Duration::from_millis(500)),
+        other => panic!("expected NotReady, got {other}"),
+    }
 }
 
 #[test]

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use mkcp::{Config, KcpListener, KcpStream};
 use mkcp_v2ray::net::{self, Pattern};
 use mkcp_v2ray::{
-    free_tcp_port, free_udp_port, localhost, require_v2ray_or_skip, HeaderType, KcpParams,
-    LogLevel, V2rayBin, V2rayConfig, V2rayError, V2rayProcess,
+    free_tcp_port, free_udp_port, localhost, require_v2ray_or_skip, retry_on_port_conflict,
+    HeaderType, KcpParams, LogLevel, V2rayBin, V2rayConfig, V2rayError, V2rayProcess,
 };
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -69,16 +69,12 @@ fn spawn_v2ray(
     bin: &V2rayBin,
     make: impl Fn() -> io::Result<(V2rayConfig, SocketAddr)>,
 ) -> Result<(V2rayProcess, SocketAddr), String> {
-    let mut last = String::new();
-    for _ in 0..5 {
-        let (config, addr) = make().map_err(|e| format!("picking a port: {e}"))?;
-        match V2rayProcess::spawn_with(bin, &config.with_log_level(log_level())) {
-            Ok(p) => return Ok((p, addr)),
-            Err(e) if e.is_port_conflict() => last = e.to_string(),
-            Err(e) => return Err(format!("starting v2ray: {e}")),
-        }
-    }
-    Err(format!("starting v2ray: port conflicts: {last}"))
+    let attempt = || {
+        let (config, addr) = make().map_err(|e| V2rayError::io("picking a port", e))?;
+        V2rayProcess::spawn_with(bin, &config.with_log_level(log_level())).map(|p| (p, addr))
+    };
+    retry_on_port_conflict(5, attempt, V2rayError::is_port_conflict)
+        .map_err(|e| format!("starting v2ray: {e}"))
 }
 
 async fn spawn_v2ray_async(

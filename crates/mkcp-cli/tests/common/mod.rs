@@ -5,7 +5,6 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -75,14 +74,8 @@ impl Proc {
     pub fn spawn(args: &[&str]) -> Proc {
         let mut cmd = mkcp_command(args);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent; it
-        // only asks the kernel to SIGKILL the child if the spawning thread dies.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-                Ok(())
-            });
-        }
+        // Killed by the kernel if this test's thread dies without running Drop.
+        mkcp_harness::process::die_with_parent(&mut cmd);
         let mut child = cmd.spawn().expect("spawning mkcp");
         let stdout = collect(child.stdout.take().unwrap());
         let stderr = collect(child.stderr.take().unwrap());

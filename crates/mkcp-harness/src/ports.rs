@@ -1,10 +1,10 @@
-//! Free-port helpers on 127.0.0.1.
+//! Free-port helpers on 127.0.0.1, and the retry on a fresh port.
 //!
 //! The port is found by binding port 0 and releasing it, so another process may in
-//! principle grab it before V2Ray binds it; within this process a port is never handed
-//! out twice (so concurrent tests do not collide with each other). Callers that start
-//! V2Ray should retry on [`crate::V2rayError::is_port_conflict`] (as
-//! [`crate::V2rayPair::start`] does).
+//! principle grab it before the program it is meant for binds it; within this process a
+//! port is never handed out twice (so concurrent tests do not collide with each other).
+//! Callers that start a process on such a port retry with a fresh one on a conflict:
+//! [`retry_on_port_conflict`].
 
 use std::collections::HashSet;
 use std::io;
@@ -39,6 +39,39 @@ pub fn free_udp_port() -> io::Result<u16> {
 /// A currently unused TCP port on 127.0.0.1 (not handed out before by this process).
 pub fn free_tcp_port() -> io::Result<u16> {
     pick(|| Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()))
+}
+
+/// Runs `attempt` (which should pick fresh ports each time) up to `attempts` times (at
+/// least once), trying again only while it fails with an error `is_conflict` accepts,
+/// such as a port another process took in the meantime. Returns the first success or the
+/// last error.
+///
+/// ```
+/// use mkcp_harness::ports::retry_on_port_conflict;
+/// let mut tries = 0;
+/// let r: Result<u32, &str> = retry_on_port_conflict(
+///     3,
+///     || {
+///         tries += 1;
+///         if tries < 2 { Err("in use") } else { Ok(tries) }
+///     },
+///     |e| *e == "in use",
+/// );
+/// assert_eq!(r, Ok(2));
+/// ```
+pub fn retry_on_port_conflict<T, E>(
+    attempts: usize,
+    mut attempt: impl FnMut() -> Result<T, E>,
+    is_conflict: impl Fn(&E) -> bool,
+) -> Result<T, E> {
+    let mut left = attempts.max(1);
+    loop {
+        left -= 1;
+        match attempt() {
+            Err(e) if left > 0 && is_conflict(&e) => continue,
+            other => return other,
+        }
+    }
 }
 
 /// `127.0.0.1:port`.

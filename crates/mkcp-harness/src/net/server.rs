@@ -1,0 +1,399 @@
+//! Background TCP services on 127.0.0.1 (echo, sink, source, and echo-or-sink chosen by
+//! the first byte), each on an ephemeral port, in plain threads, stopping on drop.
+//!
+//! Every connection gives up after [`SERVER_IDLE_TIMEOUT`] of silence and at most
+//! [`MAX_CONNECTIONS`] are served at once; dropping a server shuts its connections down
+//! and joins its threads.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use super::pattern::Pattern;
+
+/// A server connection that sees no traffic for this long is closed.
+pub const SERVER_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// At most this many connections are served at once; further ones are closed at once.
+pub const MAX_CONNECTIONS: usize = 256;
+
+type Handler = Arc<dyn Fn(TcpStream) + Send + Sync>;
+
+struct Conn {
+    stream: TcpStream,
+    handle: JoinHandle<()>,
+}
+
+/// Accept loop + per-connection threads; stops and joins everything on drop.
+struct Background {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    accepted: Arc<AtomicU64>,
+    accept: Option<JoinHandle<()>>,
+    conns: Arc<Mutex<Vec<Conn>>>,
+}
+
+impl std::fmt::Debug for Background {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Background")
+            .field("addr", &self.addr)
+            .field("accepted", &self.accepted.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Background {
+    fn start(name: &str, handler: Handler) -> io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let conns: Arc<Mutex<Vec<Conn>>> = Arc::default();
+        let (stop2, accepted2, conns2) = (stop.clone(), accepted.clone(), conns.clone());
+        let accept = thread::Builder::new()
+            .name(format!("{name}-accept"))
+            .spawn(move || {
+                while !stop2.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            accepted2.fetch_add(1, Ordering::Relaxed);
+                            let mut list = conns2.lock().unwrap_or_else(|e| e.into_inner());
+                            list.retain(|c| !c.handle.is_finished());
+                            if list.len() >= MAX_CONNECTIONS {
+                                continue; // dropped => closed
+                            }
+                            let Ok(registry) = stream.try_clone() else {
+                                continue;
+                            };
+                            let _ = stream.set_nonblocking(false);
+                            let _ = stream.set_nodelay(true);
+                            let _ = stream.set_read_timeout(Some(SERVER_IDLE_TIMEOUT));
+                            let _ = stream.set_write_timeout(Some(SERVER_IDLE_TIMEOUT));
+                            let h = handler.clone();
+                            if let Ok(handle) = thread::Builder::new()
+                                .name("test-server-conn".into())
+                                .spawn(move || h(stream))
+                            {
+                                list.push(Conn {
+                                    stream: registry,
+                                    handle,
+                                });
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            thread::sleep(Duration::from_millis(5));
+                        }
+                        Err(_) => thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            })?;
+        Ok(Background {
+            addr,
+            stop,
+            accepted,
+            accept: Some(accept),
+            conns,
+        })
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(a) = self.accept.take() {
+            let _ = a.join();
+        }
+        let conns = std::mem::take(&mut *self.conns.lock().unwrap_or_else(|e| e.into_inner()));
+        for c in conns {
+            let _ = c.stream.shutdown(Shutdown::Both);
+            let _ = c.handle.join();
+        }
+    }
+}
+
+/// TCP echo server on 127.0.0.1 (ephemeral port) running in background threads.
+/// Each connection echoes everything until EOF, then half-closes. Stops on drop.
+#[derive(Debug)]
+pub struct EchoServer {
+    bg: Background,
+    received: Arc<AtomicU64>,
+}
+
+/// Echoes `s` until EOF (then half-closes) or an error, counting what arrives.
+fn echo(s: &mut TcpStream, buf: &mut [u8], received: &AtomicU64) {
+    loop {
+        match s.read(buf) {
+            Ok(0) => {
+                let _ = s.shutdown(Shutdown::Write);
+                break;
+            }
+            Ok(n) => {
+                received.fetch_add(n as u64, Ordering::Relaxed);
+                if s.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+}
+
+impl EchoServer {
+    /// Starts the server.
+    pub fn start() -> io::Result<Self> {
+        let received = Arc::new(AtomicU64::new(0));
+        let counter = received.clone();
+        let handler: Handler = Arc::new(move |mut s: TcpStream| {
+            let mut buf = vec![0u8; 64 * 1024];
+            echo(&mut s, &mut buf, &counter);
+        });
+        Ok(EchoServer {
+            bg: Background::start("echo", handler)?,
+            received,
+        })
+    }
+
+    /// Listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.bg.addr
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.bg.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Bytes received (and so echoed, or being echoed) over all connections so far.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+}
+
+/// First byte of a [`MuxServer`] connection that selects the sink.
+pub const MODE_SINK: u8 = b'S';
+/// First byte of a [`MuxServer`] connection that selects the echo.
+pub const MODE_ECHO: u8 = b'E';
+
+/// TCP echo and sink on one port: the first byte of each connection picks the service
+/// ([`MODE_ECHO`] echoes what follows, anything else, such as [`MODE_SINK`], discards and
+/// counts it). One target thus serves a bulk load and a ping-pong without restarting
+/// what sits in front of it. Stops on drop.
+#[derive(Debug)]
+pub struct MuxServer {
+    bg: Background,
+    sunk: Arc<AtomicU64>,
+}
+
+impl MuxServer {
+    /// Starts the server.
+    pub fn start() -> io::Result<Self> {
+        let sunk = Arc::new(AtomicU64::new(0));
+        let counter = sunk.clone();
+        let handler: Handler = Arc::new(move |mut s: TcpStream| {
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut mode = [0u8; 1];
+            if s.read_exact(&mut mode).is_err() {
+                return;
+            }
+            if mode[0] == MODE_ECHO {
+                echo(&mut s, &mut buf, &AtomicU64::new(0));
+                return;
+            }
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        counter.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+        });
+        Ok(MuxServer {
+            bg: Background::start("mux", handler)?,
+            sunk,
+        })
+    }
+
+    /// Listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.bg.addr
+    }
+
+    /// Bytes received by sink connections so far (all connections together).
+    pub fn sunk(&self) -> u64 {
+        self.sunk.load(Ordering::Relaxed)
+    }
+}
+
+/// One finished connection seen by a [`SinkServer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkRecord {
+    /// Bytes received before EOF / error / idle timeout.
+    pub bytes: u64,
+    /// SHA-256 of those bytes, if the sink hashes.
+    pub sha256: Option<[u8; 32]>,
+}
+
+#[derive(Debug, Default)]
+struct SinkState {
+    total: u64,
+    records: Vec<SinkRecord>,
+}
+
+/// TCP sink on 127.0.0.1: reads and discards everything, counting bytes (and optionally
+/// hashing each connection). Stops on drop.
+#[derive(Debug)]
+pub struct SinkServer {
+    bg: Background,
+    state: Arc<(Mutex<SinkState>, Condvar)>,
+}
+
+impl SinkServer {
+    /// Starts a counting sink (no hashing: cheapest, for throughput measurements).
+    pub fn start() -> io::Result<Self> {
+        Self::start_inner(false)
+    }
+
+    /// Starts a sink that also computes the SHA-256 of each connection's data.
+    pub fn start_hashing() -> io::Result<Self> {
+        Self::start_inner(true)
+    }
+
+    fn start_inner(hashing: bool) -> io::Result<Self> {
+        let state: Arc<(Mutex<SinkState>, Condvar)> = Arc::default();
+        let st = state.clone();
+        let handler: Handler = Arc::new(move |mut s: TcpStream| {
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut hasher = hashing.then(Sha256::new);
+            let mut bytes = 0u64;
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        bytes += n as u64;
+                        if let Some(h) = hasher.as_mut() {
+                            h.update(&buf[..n]);
+                        }
+                        let (m, cv) = &*st;
+                        m.lock().unwrap_or_else(|e| e.into_inner()).total += n as u64;
+                        cv.notify_all();
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            let (m, cv) = &*st;
+            m.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .records
+                .push(SinkRecord {
+                    bytes,
+                    sha256: hasher.map(|h| h.finalize().into()),
+                });
+            cv.notify_all();
+        });
+        Ok(SinkServer {
+            bg: Background::start("sink", handler)?,
+            state,
+        })
+    }
+
+    /// Listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.bg.addr
+    }
+
+    /// Bytes received so far over all connections.
+    pub fn total(&self) -> u64 {
+        self.state.0.lock().unwrap_or_else(|e| e.into_inner()).total
+    }
+
+    /// Connections that have finished (EOF or error), in order of finishing.
+    pub fn records(&self) -> Vec<SinkRecord> {
+        self.state
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .records
+            .clone()
+    }
+
+    /// Waits until [`Self::total`] ≥ `bytes`; false on timeout.
+    pub fn wait_total(&self, bytes: u64, timeout: Duration) -> bool {
+        self.wait_until(timeout, |st| st.total >= bytes)
+    }
+
+    /// Waits until at least `n` connections have finished; false on timeout.
+    pub fn wait_records(&self, n: usize, timeout: Duration) -> bool {
+        self.wait_until(timeout, |st| st.records.len() >= n)
+    }
+
+    /// Waits (on the condition variable, woken by every change) until `done` holds.
+    fn wait_until(&self, timeout: Duration, done: impl Fn(&SinkState) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let (m, cv) = &*self.state;
+        let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
+        while !done(&g) {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            g = cv
+                .wait_timeout(g, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+/// TCP source on 127.0.0.1: on each connection writes `len` bytes of
+/// [`Pattern::new(seed)`](Pattern::new), then keeps the connection open until the peer
+/// closes it (or the idle timeout), so no data is lost to an early close. Stops on drop.
+#[derive(Debug)]
+pub struct SourceServer {
+    bg: Background,
+}
+
+impl SourceServer {
+    /// Starts the source.
+    pub fn start(len: u64, seed: u64) -> io::Result<Self> {
+        let handler: Handler = Arc::new(move |mut s: TcpStream| {
+            let mut p = Pattern::new(seed);
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut left = len;
+            while left > 0 {
+                let n = left.min(buf.len() as u64) as usize;
+                p.fill(&mut buf[..n]);
+                if s.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+                left -= n as u64;
+            }
+            // Linger until the peer closes: V2Ray has no clean half-close over mKCP.
+            let mut sink = [0u8; 4096];
+            while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+        });
+        Ok(SourceServer {
+            bg: Background::start("source", handler)?,
+        })
+    }
+
+    /// Listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.bg.addr
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.bg.accepted.load(Ordering::Relaxed)
+    }
+}
