@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::recv::Accept;
-use super::seq::{at_or_after, before};
+use super::seq::{self, at_or_after, before};
 use super::{ConnEvent, Connection, State, MAX_PEER_WINDOW};
 use crate::wire::segment::{
     AckSegment, CmdSegment, DataSegment, Segment, CMD_TERMINATE, OPTION_CLOSE,
@@ -147,10 +147,20 @@ impl Connection {
         // few surviving short samples, spurious timeouts, a starved bandwidth estimate).
         let mut newest_sent: Option<u64> = None;
         let mut rtt_us: Option<u64> = None;
+        let mut spurious = false;
         for k in a.numbers.iter() {
             let Some(info) = self.send.ack_number(k) else {
                 continue;
             };
+            // An ack echoing a time before this segment's last transmission was
+            // caused by an earlier copy: the retransmission was not needed (lost acks
+            // of a burst-acking peer, or reordering).
+            if info.transmit > 1
+                && a.timestamp != 0
+                && seq::before(a.timestamp, Self::ms(info.sent_us))
+            {
+                spurious = true;
+            }
             self.times.progress_us = t;
             self.cc.delivered += u64::from(info.len);
             self.cc.delivered_us = t;
@@ -184,11 +194,33 @@ impl Connection {
                 self.cc.rate.on_rtt(t, u64::from(sample.max(1)) * 1000);
             }
         }
-        if let Some(ns) = newest_sent {
-            let reo = (self.cc.rate.min_rtt_us().unwrap_or(4_000) / 4).max(1_000);
-            let lost = self.send.detect_lost_by_time(ns, reo);
-            self.cc.lost_in_round += lost as u32;
+        if spurious {
+            self.widen_reordering_window();
         }
+        if let Some(ns) = newest_sent {
+            let base = (self.cc.rate.min_rtt_us().unwrap_or(4_000) / 4).max(1_000);
+            let lost = self
+                .send
+                .detect_lost_by_time(ns, base + self.cc.reo_extra_us);
+            if lost > 0 {
+                self.cc.lost_in_round += lost as u32;
+                self.cc.reo_clean_rounds += 1;
+                if self.cc.reo_clean_rounds >= 16 {
+                    self.cc.reo_extra_us /= 2;
+                    self.cc.reo_clean_rounds = 0;
+                }
+            }
+        }
+    }
+
+    /// A retransmission was spurious: wait an eighth of the minimum RTT longer before
+    /// declaring a segment lost by time, up to a quarter more (so at most half the
+    /// minimum RTT in all: longer waits stall the peer's window on real losses).
+    fn widen_reordering_window(&mut self) {
+        let min_rtt = self.cc.rate.min_rtt_us().unwrap_or(4_000);
+        let step = (min_rtt / 8).max(500);
+        self.cc.reo_extra_us = (self.cc.reo_extra_us + step).min(min_rtt / 4);
+        self.cc.reo_clean_rounds = 0;
     }
 
     fn on_cmd(&mut self, t: u64, c: &CmdSegment) {

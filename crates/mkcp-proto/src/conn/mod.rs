@@ -233,6 +233,12 @@ struct Congestion {
     delivered: u64,
     /// Time of the last change of `delivered`.
     delivered_us: u64,
+    /// Added to the reordering window of time-based loss detection after
+    /// retransmissions turned out spurious (RACK's adaptive reordering window).
+    reo_extra_us: u64,
+    /// Loss detections since the reordering window last grew (it shrinks back after
+    /// a run of them without a spurious retransmission).
+    reo_clean_rounds: u32,
 }
 
 /// Segments owed to the peer at the next transmit.
@@ -399,6 +405,8 @@ impl Connection {
                 sent_in_round: 0,
                 delivered: 0,
                 delivered_us: 0,
+                reo_extra_us: 0,
+                reo_clean_rounds: 0,
             },
             due: Due::default(),
             hello: Hello {
