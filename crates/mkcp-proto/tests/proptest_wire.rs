@@ -493,3 +493,109 @@ fn emit_errors_write_nothing() {
         assert!(buf.iter().all(|&b| b == 0xAA), "{seg:?}");
     }
 }
+
+// ------------------------------------------- legacy envelope against a plain reference
+
+/// FNV-1a 32, byte by byte, as spec §1.4 states it.
+fn reference_fnv1a32(bytes: &[u8]) -> u32 {
+    let mut h: u32 = 0x811C_9DC5;
+    for &b in bytes {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+/// The legacy seal as spec §1.4 states it: checksum, length, byte-serial xor cascade.
+fn reference_legacy_seal(plaintext: &[u8]) -> Vec<u8> {
+    let mut buf = vec![0u8; 6];
+    buf.extend_from_slice(plaintext);
+    let len = u16::try_from(plaintext.len()).expect("short plaintext");
+    buf[4..6].copy_from_slice(&len.to_be_bytes());
+    let hash = reference_fnv1a32(&buf[4..]);
+    buf[0..4].copy_from_slice(&hash.to_be_bytes());
+    for i in 4..buf.len() {
+        buf[i] ^= buf[i - 4];
+    }
+    buf
+}
+
+/// The legacy open as spec §1.4 states it; the buffer as it is left, and the result.
+fn reference_legacy_open(mut buf: Vec<u8>) -> (Vec<u8>, Result<Vec<u8>, WireError>) {
+    if buf.len() < 6 {
+        return (
+            buf.clone(),
+            Err(WireError::TooShort {
+                len: buf.len(),
+                min: 5,
+            }),
+        );
+    }
+    for i in (4..buf.len()).rev() {
+        buf[i] ^= buf[i - 4];
+    }
+    let declared_hash = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    let result = if declared_hash != reference_fnv1a32(&buf[4..]) {
+        Err(WireError::ChecksumMismatch)
+    } else {
+        let declared = usize::from(u16::from_be_bytes([buf[4], buf[5]]));
+        let actual = buf.len() - 6;
+        if declared == actual {
+            Ok(buf[6..].to_vec())
+        } else {
+            Err(WireError::LengthMismatch { declared, actual })
+        }
+    };
+    (buf, result)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn fnv1a32_equals_reference(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        prop_assert_eq!(
+            mkcp_proto::wire::envelope::fnv1a32(&bytes),
+            reference_fnv1a32(&bytes)
+        );
+    }
+
+    #[test]
+    fn legacy_seal_and_open_equal_reference(
+        plaintext in proptest::collection::vec(any::<u8>(), 0..2048),
+        junk in any::<[u8; 6]>(),
+    ) {
+        use mkcp_proto::wire::envelope::{legacy_open, legacy_seal};
+        let expected = reference_legacy_seal(&plaintext);
+        // The 6 free bytes may hold anything before sealing.
+        let mut buf = junk.to_vec();
+        buf.extend_from_slice(&plaintext);
+        legacy_seal(&mut buf, plaintext.len()).expect("seal");
+        prop_assert_eq!(&buf, &expected);
+        prop_assert_eq!(legacy_open(&mut buf).map(<[u8]>::to_vec), Ok(plaintext));
+    }
+
+    #[test]
+    fn legacy_open_of_any_bytes_equals_reference(
+        bytes in proptest::collection::vec(any::<u8>(), 0..2048),
+        flip in any::<proptest::sample::Index>(),
+    ) {
+        use mkcp_proto::wire::envelope::legacy_open;
+        // Arbitrary bytes (almost always a checksum mismatch) ...
+        let (ref_buf, ref_result) = reference_legacy_open(bytes.clone());
+        let mut buf = bytes.clone();
+        let got = legacy_open(&mut buf).map(<[u8]>::to_vec);
+        prop_assert_eq!(got, ref_result);
+        prop_assert_eq!(&buf, &ref_buf);
+        // ... and a valid envelope with one bit flipped (a checksum or length mismatch).
+        if bytes.len() <= 2042 {
+            let mut sealed = reference_legacy_seal(&bytes);
+            let i = flip.index(sealed.len());
+            sealed[i] ^= 1;
+            let (ref_buf, ref_result) = reference_legacy_open(sealed.clone());
+            let got = legacy_open(&mut sealed).map(<[u8]>::to_vec);
+            prop_assert_eq!(got, ref_result);
+            prop_assert_eq!(&sealed, &ref_buf);
+        }
+    }
+}

@@ -64,13 +64,15 @@ mod driver;
 mod endpoint;
 mod error;
 mod listener;
+mod shared;
 mod socket;
 mod stream;
+mod udp;
 
-pub use driver::CLOSE_TIMEOUT;
 pub use endpoint::KcpEndpoint;
 pub use error::Error;
 pub use listener::KcpListener;
+pub use shared::CLOSE_TIMEOUT;
 pub use stream::{KcpStream, OwnedReadHalf, OwnedWriteHalf, ReuniteError};
 
 pub use mkcp_proto::{
