@@ -45,7 +45,18 @@ pub struct BenchArgs {
         default_value = "mkcp-mkcp,mkcp-v2ray,v2ray-mkcp,v2ray-v2ray"
     )]
     pub pairs: Vec<PairKind>,
-    /// Length of each bulk transfer (client to server), e.g. 10s.
+    /// Directions of the bulk transfer, comma-separated: up (client to server: the bench
+    /// writes into the client endpoint, the target behind the server sinks), down
+    /// (server to client: the target sends a seeded stream, the bench reads and checks
+    /// it at the client endpoint). Each direction is a run of its own.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "up,down"
+    )]
+    pub directions: Vec<Direction>,
+    /// Length of each bulk transfer, e.g. 10s.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_run_duration)]
     pub duration: Duration,
     /// Timed 64-byte echo round trips per run (after 5 untimed ones); 0 skips the echo test.
@@ -299,6 +310,51 @@ impl PairKind {
 }
 
 impl fmt::Display for PairKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which way the bulk transfer of a run goes.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Default,
+    ValueEnum,
+    Serialize,
+    Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// Client → server (an upload): the application at the client writes.
+    #[default]
+    #[value(alias = "upload")]
+    Up,
+    /// Server → client (a download): the application behind the server writes.
+    #[value(alias = "download")]
+    Down,
+}
+
+impl Direction {
+    /// Both, in table order.
+    pub const ALL: [Direction; 2] = [Direction::Up, Direction::Down];
+
+    /// Short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Up => "up",
+            Direction::Down => "down",
+        }
+    }
+}
+
+impl fmt::Display for Direction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }

@@ -3,13 +3,15 @@
 //!
 //! Each chart is a row of panels, one per (link, kcp) cell, each with its own y scale
 //! (goodput on a clean loopback and on a 20 Mbit/s link differ by orders of magnitude),
-//! and one bar per endpoint pair, labelled with its value.
+//! and one bar per endpoint pair and direction, labelled with its value: uploads (client →
+//! server) in the pair's colour, downloads (server → client) in a light shade of it,
+//! next to each other.
 
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::args::{LinkScenario, PairKind};
+use crate::args::{Direction, LinkScenario, PairKind};
 use crate::report::Summary;
 
 /// Bar colours by pair, in [`PairKind::ALL`] order.
@@ -20,9 +22,27 @@ const COLOURS: [RGBColor; 4] = [
     RGBColor(0xd6, 0x27, 0x28),
 ];
 
-fn colour(pair: PairKind) -> RGBColor {
+fn colour(pair: PairKind, direction: Direction) -> RGBColor {
     let i = PairKind::ALL.iter().position(|p| *p == pair).unwrap_or(0);
-    COLOURS[i % COLOURS.len()]
+    let c = COLOURS[i % COLOURS.len()];
+    match direction {
+        Direction::Up => c,
+        Direction::Down => lighten(c),
+    }
+}
+
+/// Halfway to white.
+fn lighten(c: RGBColor) -> RGBColor {
+    let l = |v: u8| v + (255 - v) / 2;
+    RGBColor(l(c.0), l(c.1), l(c.2))
+}
+
+/// The legend's label of a direction.
+fn direction_label(d: Direction) -> &'static str {
+    match d {
+        Direction::Up => "up: client → server",
+        Direction::Down => "down: server → client (light)",
+    }
 }
 
 /// One chart to draw: a metric of the summaries.
@@ -94,7 +114,7 @@ pub const METRICS: [Metric; 6] = [
 
 /// Renders `metric` over `summaries` as an SVG document.
 pub fn render(metric: &Metric, summaries: &[Summary]) -> Result<String> {
-    // Panels: (scenario, variant) in order of first appearance; bars: pairs.
+    // Panels: (scenario, variant) in order of first appearance; bars: (pair, direction).
     let mut cells = Vec::new();
     for s in summaries {
         if !cells.contains(&(s.scenario, s.variant)) {
@@ -107,15 +127,25 @@ pub fn render(metric: &Metric, summaries: &[Summary]) -> Result<String> {
             pairs.push(p);
         }
     }
+    let directions: Vec<Direction> = Direction::ALL
+        .into_iter()
+        .filter(|d| summaries.iter().any(|s| s.direction == *d))
+        .collect();
+    let slots: Vec<(PairKind, Direction)> = pairs
+        .iter()
+        .flat_map(|p| directions.iter().map(move |d| (*p, *d)))
+        .collect();
     let panels = cells.len().max(1);
-    let width = (220 * panels as u32).max(480);
-    let height = 420;
+    let panel_width = (60 + 42 * slots.len() as u32).max(220);
+    let width = (panel_width * panels as u32).max(720);
+    let height = 440;
+    let legend_height = 56;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let (top, rest) = root.split_vertically(36);
-        let (body, legend) = rest.split_vertically(height - 36 - 36);
+        let (body, legend) = rest.split_vertically(height - 36 - legend_height);
         top.draw(&Text::new(
             metric.title,
             (10, 10),
@@ -124,15 +154,20 @@ pub fn render(metric: &Metric, summaries: &[Summary]) -> Result<String> {
         .map_err(err)?;
         let areas = body.split_evenly((1, panels));
         for (area, (scenario, variant)) in areas.iter().zip(&cells) {
-            let bars: Vec<(PairKind, Option<f64>)> = pairs
+            let bars: Vec<((PairKind, Direction), Option<f64>)> = slots
                 .iter()
-                .map(|p| {
+                .map(|&(p, d)| {
                     let v = summaries
                         .iter()
-                        .find(|s| s.scenario == *scenario && s.variant == *variant && s.pair == *p)
+                        .find(|s| {
+                            s.scenario == *scenario
+                                && s.variant == *variant
+                                && s.pair == p
+                                && s.direction == d
+                        })
                         .and_then(metric.value)
                         .filter(|v| v.is_finite());
-                    (*p, v)
+                    ((p, d), v)
                 })
                 .collect();
             let reference = (metric.reference)(*scenario);
@@ -165,7 +200,7 @@ pub fn render(metric: &Metric, summaries: &[Summary]) -> Result<String> {
                 .into_font()
                 .color(&BLACK)
                 .pos(Pos::new(HPos::Center, VPos::Bottom));
-            for (i, (pair, v)) in bars.iter().enumerate() {
+            for (i, ((pair, direction), v)) in bars.iter().enumerate() {
                 let x0 = i as f64 + 0.12;
                 let x1 = i as f64 + 0.88;
                 match v {
@@ -173,7 +208,7 @@ pub fn render(metric: &Metric, summaries: &[Summary]) -> Result<String> {
                         chart
                             .draw_series(std::iter::once(Rectangle::new(
                                 [(x0, 0.0), (x1, *v)],
-                                colour(*pair).filled(),
+                                colour(*pair, *direction).filled(),
                             )))
                             .map_err(err)?;
                         chart
@@ -221,14 +256,32 @@ pub fn render(metric: &Metric, summaries: &[Summary]) -> Result<String> {
             let x = 10 + 170 * i as i32;
             legend
                 .draw(&Rectangle::new(
-                    [(x, 12), (x + 14, 26)],
-                    colour(*p).filled(),
+                    [(x, 8), (x + 14, 22)],
+                    colour(*p, Direction::Up).filled(),
                 ))
                 .map_err(err)?;
             legend
                 .draw(&Text::new(
                     p.arrow(),
-                    (x + 20, 12),
+                    (x + 20, 8),
+                    ("sans-serif", 13).into_font().color(&BLACK),
+                ))
+                .map_err(err)?;
+        }
+        let grey = RGBColor(0x60, 0x60, 0x60);
+        for (i, d) in directions.iter().enumerate() {
+            let x = 10 + 260 * i as i32;
+            let swatch = match d {
+                Direction::Up => grey,
+                Direction::Down => lighten(grey),
+            };
+            legend
+                .draw(&Rectangle::new([(x, 32), (x + 14, 46)], swatch.filled()))
+                .map_err(err)?;
+            legend
+                .draw(&Text::new(
+                    direction_label(*d),
+                    (x + 20, 32),
                     ("sans-serif", 13).into_font().color(&BLACK),
                 ))
                 .map_err(err)?;

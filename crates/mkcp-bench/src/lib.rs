@@ -5,13 +5,18 @@
 //!
 //! ```text
 //!  bench ──TCP──▶ client endpoint ──mKCP/UDP──▶ netem relay ──UDP──▶ server endpoint ──TCP──▶ bench target
-//!  (writer, echo)   (own process)                (this process)        (own process)          (sink, echo)
+//!  (writer,         (own process)                (this process)        (own process)          (sink, source,
+//!   reader, echo)                                                                              echo)
 //! ```
 //!
 //! 1. 64-byte echo round trips on the idle link (p50, p99);
-//! 2. a bulk transfer client → server for `--duration`: goodput at the sink, CPU seconds
-//!    of each endpoint process per GB of payload (`/proc/<pid>/stat`), peak RSS
-//!    (`VmHWM`), and wire bytes (UDP payloads into the relay, both ways) per payload byte.
+//! 2. a bulk transfer for `--duration` in one of `--directions`: up (client → server,
+//!    counted at the sink behind the server) or down (server → client: a seeded stream
+//!    from the target, read and checked at the client endpoint); goodput at the receiving
+//!    application, CPU seconds of each endpoint process per GB of payload
+//!    (`/proc/<pid>/stat`), peak RSS (`VmHWM`), and wire bytes (UDP payloads into the
+//!    relay, both ways) per payload byte. Each direction is a run of its own, on fresh
+//!    endpoints.
 //!
 //! Results go to `--out` (default `bench-results/`): `results.md` (medians table, target
 //! check, failures), `results.json` (every run) and one SVG chart per metric.
@@ -39,7 +44,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-pub use args::{BenchArgs, KcpVariant, LinkScenario, PairKind};
+pub use args::{BenchArgs, Direction, KcpVariant, LinkScenario, PairKind};
 use report::{RunRecord, Summary};
 use runner::{Env, RunSpec};
 
@@ -80,8 +85,12 @@ pub fn run_blocking(args: &BenchArgs, cancel: &AtomicBool) -> Result<()> {
     let scenarios = args::dedup_keep_order(&args.scenarios);
     let variants = args::dedup_keep_order(&args.variants);
     let pairs = args::dedup_keep_order(&args.pairs);
-    if scenarios.is_empty() || variants.is_empty() || pairs.is_empty() {
-        bail!("nothing to run: --scenarios, --kcp and --pairs must each name at least one");
+    let directions = args::dedup_keep_order(&args.directions);
+    if scenarios.is_empty() || variants.is_empty() || pairs.is_empty() || directions.is_empty() {
+        bail!(
+            "nothing to run: --scenarios, --kcp, --pairs and --directions must each name at \
+             least one"
+        );
     }
     let mkcp_bin = if pairs.iter().any(|p| p.needs_mkcp()) {
         Some(procs::locate_mkcp(args.mkcp_bin.as_deref())?)
@@ -100,14 +109,15 @@ pub fn run_blocking(args: &BenchArgs, cancel: &AtomicBool) -> Result<()> {
     fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let env = Env::new(mkcp_bin.clone(), v2ray.clone())?;
 
-    let cells = scenarios.len() * variants.len() * pairs.len();
+    let cells = scenarios.len() * variants.len() * pairs.len() * directions.len();
     let total = cells * args.runs as usize;
     let per_run = args.duration + args.rtt_time + Duration::from_secs(3);
     eprintln!(
-        "mkcp bench: {total} runs ({} link(s) x {} kcp variant(s) x {} pair(s) x {} run(s)), about {} min",
+        "mkcp bench: {total} runs ({} link(s) x {} kcp variant(s) x {} pair(s) x {} direction(s) x {} run(s)), about {} min",
         scenarios.len(),
         variants.len(),
         pairs.len(),
+        directions.len(),
         args.runs,
         (per_run.as_secs() as usize * total).div_ceil(60)
     );
@@ -117,44 +127,38 @@ pub fn run_blocking(args: &BenchArgs, cancel: &AtomicBool) -> Result<()> {
         for &scenario in &scenarios {
             for &variant in &variants {
                 for &pair in &pairs {
-                    if cancel.load(Ordering::Relaxed) {
-                        break 'outer;
-                    }
-                    let spec = RunSpec {
-                        scenario,
-                        variant,
-                        pair,
-                        run,
-                        duration: args.duration,
-                        rtt_samples: args.rtt_samples,
-                        rtt_time: args.rtt_time,
-                        seed: args.seed,
-                    };
-                    let result = runner::run_one(&env, &spec, cancel).map_err(|e| format!("{e:#}"));
-                    eprintln!(
-                        "[{}/{total}] {scenario} {variant} {pair} run {}: {}",
-                        records.len() + 1,
-                        run + 1,
-                        match &result {
-                            Ok(m) => format!(
-                                "{:.2} MB/s, CPU {:.1}+{:.1} s/GB, wire {:.3}, echo p50 {} ms, load {}",
-                                m.goodput_mb_s,
-                                m.cpu_client_s_per_gb,
-                                m.cpu_server_s_per_gb,
-                                m.wire_ratio,
-                                m.rtt_p50_ms.map_or("-".into(), |v| format!("{v:.1}")),
-                                m.load_average.map_or("-".into(), |v| format!("{v:.2}")),
-                            ),
-                            Err(e) => format!("FAILED: {e}"),
+                    for &direction in &directions {
+                        if cancel.load(Ordering::Relaxed) {
+                            break 'outer;
                         }
-                    );
-                    records.push(RunRecord {
-                        scenario,
-                        variant,
-                        pair,
-                        run,
-                        result,
-                    });
+                        let spec = RunSpec {
+                            scenario,
+                            variant,
+                            pair,
+                            direction,
+                            run,
+                            duration: args.duration,
+                            rtt_samples: args.rtt_samples,
+                            rtt_time: args.rtt_time,
+                            seed: args.seed,
+                        };
+                        let result =
+                            runner::run_one(&env, &spec, cancel).map_err(|e| format!("{e:#}"));
+                        eprintln!(
+                            "[{}/{total}] {scenario} {variant} {pair} {direction} run {}: {}",
+                            records.len() + 1,
+                            run + 1,
+                            progress(&result)
+                        );
+                        records.push(RunRecord {
+                            scenario,
+                            variant,
+                            pair,
+                            direction,
+                            run,
+                            result,
+                        });
+                    }
                 }
             }
         }
@@ -186,6 +190,22 @@ pub fn run_blocking(args: &BenchArgs, cancel: &AtomicBool) -> Result<()> {
         bail!("interrupted");
     }
     Ok(())
+}
+
+/// One line of progress for a finished run.
+fn progress(result: &std::result::Result<report::Measurement, String>) -> String {
+    match result {
+        Ok(m) => format!(
+            "{:.2} MB/s, CPU {:.1}+{:.1} s/GB, wire {:.3}, echo p50 {} ms, load {}",
+            m.goodput_mb_s,
+            m.cpu_client_s_per_gb,
+            m.cpu_server_s_per_gb,
+            m.wire_ratio,
+            m.rtt_p50_ms.map_or("-".into(), |v| format!("{v:.1}")),
+            m.load_average.map_or("-".into(), |v| format!("{v:.2}")),
+        ),
+        Err(e) => format!("FAILED: {e}"),
+    }
 }
 
 /// How a set of results was made; stored in `results.json` next to the records.

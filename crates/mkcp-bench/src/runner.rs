@@ -1,10 +1,15 @@
 //! One measurement: start the two endpoints and the emulated link between them, run the
-//! echo test, then the bulk transfer, read the counters, tear everything down.
+//! echo test, then the bulk transfer in one direction, read the counters, tear
+//! everything down.
 //!
 //! ```text
-//!  bench (writer / echo) --TCP--> client endpoint --mKCP/UDP--> netem relay --UDP-->
-//!      server endpoint --TCP--> bench target (sink / echo)
+//!  bench (writer / reader / echo) --TCP--> client endpoint --mKCP/UDP--> netem relay
+//!      --UDP--> server endpoint --TCP--> bench target (sink / source / echo)
 //! ```
+//!
+//! An upload writes into the client endpoint and counts what the sink receives; a
+//! download asks the target's source for a seeded stream and counts what the bench reads
+//! (and checks, byte for byte) at the client endpoint.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,11 +22,11 @@ use mkcp_harness::ports::{free_tcp_port, free_udp_port, localhost, retry_on_port
 use mkcp_netem::{Relay, RelayHandle, RelayStats};
 use mkcp_v2ray::{KcpParams, V2rayBin};
 
-use crate::args::{Implementation, KcpVariant, LinkScenario, PairKind};
+use crate::args::{Direction, Implementation, KcpVariant, LinkScenario, PairKind};
 use crate::procs::{load_average, EndpointProcess, MkcpProcess};
 use crate::report::Measurement;
 use crate::stats::percentile;
-use crate::target::{echo_rtts, BulkWriter, Target};
+use crate::target::{echo_rtts, BulkReader, BulkWriter, Target};
 
 /// Size of an echo message.
 pub const ECHO_SIZE: usize = 64;
@@ -67,6 +72,8 @@ pub struct RunSpec {
     pub variant: KcpVariant,
     /// Who runs client and server.
     pub pair: PairKind,
+    /// Which way the bulk transfer goes.
+    pub direction: Direction,
     /// Repetition index, from 0.
     pub run: u32,
     /// Bulk transfer length.
@@ -228,39 +235,46 @@ pub fn run_one(env: &Env, spec: &RunSpec, cancel: &AtomicBool) -> Result<Measure
     thread::sleep(Duration::from_millis(200));
 
     // 2. Bulk transfer for a fixed time.
-    let sunk0 = env.target.sunk();
     let relay0 = relay.stats();
     let cpu_c0 = client.cpu_secs()?;
     let cpu_s0 = server.cpu_secs()?;
     let start = Instant::now();
-    let writer = BulkWriter::start(entry)?;
+    let load = Load::start(env, entry, spec)?;
     let deadline = start + spec.duration;
     while Instant::now() < deadline {
         thread::sleep((deadline - Instant::now()).min(Duration::from_millis(50)));
         check(cancel, &mut client, &mut server)?;
-        if writer.failed() {
+        if load.failed() {
             break;
         }
     }
     let elapsed = start.elapsed();
-    let sunk = env.target.sunk() - sunk0;
+    let sunk = load.delivered(env);
     let relay1 = relay.stats();
     let cpu_client = client.cpu_secs()? - cpu_c0;
     let cpu_server = server.cpu_secs()? - cpu_s0;
     let rss_client = client.peak_rss()?;
     let rss_server = server.peak_rss()?;
-    let written = writer.written();
-    let early = writer.failed();
-    let writer_result = writer.stop();
+    let sent = load.sent(env);
+    let early = load.failed();
+    let load_result = load.stop();
     if early {
-        writer_result.context("the bulk transfer stopped early")?;
+        load_result.context("the bulk transfer stopped early")?;
         bail!("the bulk transfer stopped early");
     }
     if sunk == 0 {
         bail!(
-            "no byte reached the sink in {:.1} s ({written} bytes written into the client); \
+            "no byte reached the {} in {:.1} s ({sent} bytes written into the {} endpoint); \
              client: {}; server: {}",
+            match spec.direction {
+                Direction::Up => "sink",
+                Direction::Down => "client application",
+            },
             elapsed.as_secs_f64(),
+            match spec.direction {
+                Direction::Up => "client",
+                Direction::Down => "server",
+            },
             client.log_tail(),
             server.log_tail()
         );
@@ -296,6 +310,74 @@ pub fn run_one(env: &Env, spec: &RunSpec, cancel: &AtomicBool) -> Result<Measure
         rtt_p99_ms: percentile(&rtts, 99.0),
         load_average: load_before,
     })
+}
+
+/// The bulk load of one run, in its direction.
+enum Load {
+    /// Writing into the client endpoint; the target's sink counts. `sunk0` is the sink's
+    /// count at the start.
+    Up { writer: BulkWriter, sunk0: u64 },
+    /// Reading (and checking) at the client endpoint what the target's source sends.
+    /// `sourced0` is the source's count at the start.
+    Down { reader: BulkReader, sourced0: u64 },
+}
+
+impl Load {
+    fn start(env: &Env, entry: SocketAddr, spec: &RunSpec) -> Result<Self> {
+        Ok(match spec.direction {
+            Direction::Up => {
+                let sunk0 = env.target.sunk();
+                Load::Up {
+                    writer: BulkWriter::start(entry)?,
+                    sunk0,
+                }
+            }
+            Direction::Down => {
+                let sourced0 = env.target.sourced();
+                Load::Down {
+                    reader: BulkReader::start(entry, download_seed(spec))?,
+                    sourced0,
+                }
+            }
+        })
+    }
+
+    /// Payload bytes the receiving application got so far.
+    fn delivered(&self, env: &Env) -> u64 {
+        match self {
+            Load::Up { sunk0, .. } => env.target.sunk() - sunk0,
+            Load::Down { reader, .. } => reader.received(),
+        }
+    }
+
+    /// Payload bytes the sending application handed to its endpoint so far.
+    fn sent(&self, env: &Env) -> u64 {
+        match self {
+            Load::Up { writer, .. } => writer.written(),
+            Load::Down { sourced0, .. } => env.target.sourced() - sourced0,
+        }
+    }
+
+    fn failed(&self) -> bool {
+        match self {
+            Load::Up { writer, .. } => writer.failed(),
+            Load::Down { reader, .. } => reader.failed(),
+        }
+    }
+
+    fn stop(self) -> Result<()> {
+        match self {
+            Load::Up { writer, .. } => writer.stop(),
+            Load::Down { reader, .. } => reader.stop(),
+        }
+    }
+}
+
+/// The pattern seed of a run's download (any value works; this one differs per run).
+fn download_seed(spec: &RunSpec) -> u64 {
+    spec.seed
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(u64::from(spec.run))
 }
 
 fn check(

@@ -1,10 +1,12 @@
 //! The TCP service behind the server endpoint ([`Target`], the harness's
-//! [`MuxServer`](mkcp_harness::net::MuxServer)), and the two loads that go through the
-//! tunnel to it: a bulk writer and a 64-byte echo ping-pong.
+//! [`MuxServer`](mkcp_harness::net::MuxServer)), and the loads that go through the
+//! tunnel to it: a bulk writer (upload), a bulk reader (download) and a 64-byte echo
+//! ping-pong.
 //!
 //! The first byte of each connection picks the service: `S` discards and counts
-//! everything (a sink), `E` echoes everything back. One target thus serves both tests
-//! without restarting the endpoints.
+//! everything (a sink), `D` sends a seeded pseudo-random stream (a source; seed and
+//! length follow the byte), `E` echoes everything back. One target thus serves every
+//! test without restarting the endpoints.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -17,7 +19,9 @@ use anyhow::{bail, Context, Result};
 
 /// The sink + echo TCP server behind the server endpoint (on 127.0.0.1; stops on drop).
 pub use mkcp_harness::net::MuxServer as Target;
-pub use mkcp_harness::net::{MODE_ECHO, MODE_SINK};
+pub use mkcp_harness::net::{SourceRequest, MODE_ECHO, MODE_SINK, MODE_SOURCE};
+
+use mkcp_harness::net::Pattern;
 
 /// How often blocked threads look at their stop flag.
 const POLL: Duration = Duration::from_millis(50);
@@ -93,6 +97,130 @@ impl Drop for BulkWriter {
     fn drop(&mut self) {
         let _ = self.finish();
     }
+}
+
+/// A thread reading as fast as the tunnel delivers from an endless source connection,
+/// checking every byte against the seeded pattern, until stopped.
+#[derive(Debug)]
+pub struct BulkReader {
+    stop: Arc<AtomicBool>,
+    received: Arc<AtomicU64>,
+    thread: Option<JoinHandle<io::Result<()>>>,
+    socket: TcpStream,
+}
+
+impl BulkReader {
+    /// Connects to `entry` (the client endpoint), asks the target for the endless
+    /// stream of `seed` and starts reading it.
+    pub fn start(entry: SocketAddr, seed: u64) -> Result<Self> {
+        let mut s = connect(entry)?;
+        s.set_read_timeout(Some(POLL))?;
+        s.set_write_timeout(Some(Duration::from_secs(5)))?;
+        let req = SourceRequest {
+            seed,
+            len: SourceRequest::ENDLESS,
+        };
+        s.write_all(&req.encode())
+            .context("asking the target for a stream")?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let received = Arc::new(AtomicU64::new(0));
+        let thread = {
+            let (stop, received) = (stop.clone(), received.clone());
+            let mut s = s.try_clone()?;
+            thread::Builder::new()
+                .name("bench-reader".into())
+                .spawn(move || read_loop(&mut s, seed, &stop, &received))?
+        };
+        Ok(BulkReader {
+            stop,
+            received,
+            thread: Some(thread),
+            socket: s,
+        })
+    }
+
+    /// Bytes read from the client endpoint and found equal to the pattern so far.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// Whether the reader thread has stopped (an error, a wrong byte, an early close)
+    /// while it should still run.
+    pub fn failed(&self) -> bool {
+        self.thread.as_ref().is_some_and(JoinHandle::is_finished)
+    }
+
+    /// Stops reading, closes the connection and returns the reader's error, if any.
+    pub fn stop(mut self) -> Result<()> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.socket.shutdown(Shutdown::Both);
+        match self.thread.take() {
+            Some(t) => match t.join() {
+                Ok(r) => r.context("reading from the client endpoint"),
+                Err(_) => bail!("the reader thread panicked"),
+            },
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for BulkReader {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
+
+fn read_loop(
+    s: &mut TcpStream,
+    seed: u64,
+    stop: &AtomicBool,
+    received: &AtomicU64,
+) -> io::Result<()> {
+    let mut pattern = Pattern::new(seed);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut expected = vec![0u8; buf.len()];
+    let mut offset = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        match s.read(&mut buf) {
+            Ok(0) if stop.load(Ordering::Relaxed) => return Ok(()),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    ErrorKind::UnexpectedEof,
+                    format!("the stream ended after {offset} bytes"),
+                ))
+            }
+            Ok(n) => {
+                pattern.fill(&mut expected[..n]);
+                if let Some(i) = buf[..n]
+                    .iter()
+                    .zip(&expected[..n])
+                    .position(|(a, b)| a != b)
+                {
+                    return Err(io::Error::new(
+                        ErrorKind::InvalidData,
+                        format!(
+                            "byte {} of the stream differs from the seeded pattern",
+                            offset + i as u64
+                        ),
+                    ));
+                }
+                offset += n as u64;
+                received.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
+            Err(_) if stop.load(Ordering::Relaxed) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn write_loop(s: &mut TcpStream, stop: &AtomicBool, written: &AtomicU64) -> io::Result<()> {
@@ -204,5 +332,47 @@ mod tests {
         assert!(!w.failed());
         w.stop().unwrap();
         assert!(t.sunk() >= 1_000_000);
+    }
+
+    #[test]
+    fn target_sources_and_the_reader_checks() {
+        let t = Target::start().unwrap();
+        let r = BulkReader::start(t.addr(), 42).unwrap();
+        let start = Instant::now();
+        while r.received() < 1_000_000 && !r.failed() && start.elapsed() < Duration::from_secs(10) {
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!r.failed());
+        assert!(r.received() >= 1_000_000);
+        r.stop().unwrap();
+        assert!(t.sourced() >= 1_000_000);
+    }
+
+    #[test]
+    fn the_reader_rejects_a_wrong_stream() {
+        // A source of another seed: the reader must fail on the first chunk.
+        let t = Target::start().unwrap();
+        let mut s = connect(t.addr()).unwrap();
+        s.write_all(&SourceRequest { seed: 1, len: 4096 }.encode())
+            .unwrap();
+        let mut got = vec![0u8; 4096];
+        s.read_exact(&mut got).unwrap();
+        let stop = AtomicBool::new(false);
+        let received = AtomicU64::new(0);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let feeder = thread::spawn(move || {
+            let (mut c, _) = listener.accept().unwrap();
+            c.write_all(&got).unwrap();
+            // Keep the connection open until the reader has judged.
+            let mut b = [0u8; 1];
+            let _ = c.read(&mut b);
+        });
+        let mut c = connect(addr).unwrap();
+        let e = read_loop(&mut c, 2, &stop, &received).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidData, "{e}");
+        assert_eq!(received.load(Ordering::Relaxed), 0);
+        drop(c);
+        feeder.join().unwrap();
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use mkcp_bench::report::{self, Measurement, RunRecord};
 use mkcp_bench::stats::{median, percentile};
-use mkcp_bench::{chart, BenchArgs, KcpVariant, LinkScenario, PairKind};
+use mkcp_bench::{chart, BenchArgs, Direction, KcpVariant, LinkScenario, PairKind};
 
 #[derive(Debug, Parser)]
 struct Cli {
@@ -34,6 +34,7 @@ fn defaults_cover_the_whole_matrix() {
     );
     assert_eq!(a.variants, [KcpVariant::Default, KcpVariant::Congestion]);
     assert_eq!(a.pairs, PairKind::ALL);
+    assert_eq!(a.directions, [Direction::Up, Direction::Down]);
     assert_eq!(a.duration, Duration::from_secs(10));
     assert_eq!(a.out.to_str(), Some("bench-results"));
     assert_eq!(a.rtt_samples, 100);
@@ -54,10 +55,15 @@ fn lists_aliases_and_durations_parse() {
         "1500ms",
         "--rtt-time",
         "2s",
+        "--directions",
+        "down",
         "--out",
         "/tmp/x",
     ])
     .unwrap();
+    assert_eq!(a.directions, [Direction::Down]);
+    let b = parse(&["--directions", "download,upload"]).unwrap();
+    assert_eq!(b.directions, [Direction::Down, Direction::Up]);
     assert_eq!(a.runs, 5);
     assert_eq!(a.scenarios, [LinkScenario::Wan30]);
     assert_eq!(a.variants, [KcpVariant::Congestion]);
@@ -78,6 +84,7 @@ fn bad_arguments_are_rejected() {
     assert!(parse(&["--runs", "0"]).is_err());
     assert!(parse(&["--pairs", "mkcp-quic"]).is_err());
     assert!(parse(&["--scenarios", "mars"]).is_err());
+    assert!(parse(&["--directions", "sideways"]).is_err());
     assert!(
         parse(&["--duration", "10"]).is_err(),
         "a duration needs a unit"
@@ -164,10 +171,21 @@ fn record(
     run: u32,
     r: Result<Measurement, String>,
 ) -> RunRecord {
+    record_dir(scenario, pair, Direction::Up, run, r)
+}
+
+fn record_dir(
+    scenario: LinkScenario,
+    pair: PairKind,
+    direction: Direction,
+    run: u32,
+    r: Result<Measurement, String>,
+) -> RunRecord {
     RunRecord {
         scenario,
         variant: KcpVariant::Default,
         pair,
+        direction,
         run,
         result: r,
     }
@@ -211,17 +229,32 @@ fn sample_records() -> Vec<RunRecord> {
             0,
             Ok(measurement(11.5, 5.0)),
         ),
+        // Downloads of the clean cell, interleaved with nothing else.
+        record_dir(
+            LinkScenario::Clean,
+            PairKind::MkcpMkcp,
+            Direction::Down,
+            0,
+            Ok(measurement(33.0, 1.0)),
+        ),
+        record_dir(
+            LinkScenario::Clean,
+            PairKind::MkcpMkcp,
+            Direction::Down,
+            1,
+            Ok(measurement(35.0, 1.5)),
+        ),
     ]
 }
 
 #[test]
 fn summaries_take_medians_over_successful_runs() {
     let s = report::summarize(&sample_records());
-    assert_eq!(s.len(), 3);
+    assert_eq!(s.len(), 4);
     let mm = &s[0];
     assert_eq!(
-        (mm.scenario, mm.pair),
-        (LinkScenario::Clean, PairKind::MkcpMkcp)
+        (mm.scenario, mm.pair, mm.direction),
+        (LinkScenario::Clean, PairKind::MkcpMkcp, Direction::Up)
     );
     assert_eq!((mm.ok, mm.total), (3, 3));
     assert_eq!(mm.goodput_mb_s, Some(50.0));
@@ -233,6 +266,15 @@ fn summaries_take_medians_over_successful_runs() {
     assert_eq!(vv.first_error.as_deref(), Some("boom"));
     let wan = &s[2];
     assert!((wan.link_fraction.unwrap() - 0.92).abs() < 1e-9);
+    // The downloads of the same cell are a summary of their own.
+    let down = &s[3];
+    assert_eq!(
+        (down.scenario, down.pair, down.direction),
+        (LinkScenario::Clean, PairKind::MkcpMkcp, Direction::Down)
+    );
+    assert_eq!((down.ok, down.total), (2, 2));
+    assert_eq!(down.goodput_mb_s, Some(34.0));
+    assert_eq!(down.cpu_total_s_per_gb, Some(2.5));
 }
 
 #[test]
@@ -240,13 +282,17 @@ fn markdown_table_has_one_row_per_cell() {
     let s = report::summarize(&sample_records());
     let t = report::markdown_table(&s);
     let lines: Vec<&str> = t.lines().collect();
-    assert_eq!(lines.len(), 2 + 3);
-    assert!(lines[0].starts_with("| link | kcp | client → server | goodput MB/s |"));
+    assert_eq!(lines.len(), 2 + 4);
+    assert!(lines[0].starts_with("| link | kcp | client → server | direction | goodput MB/s |"));
     let cols = |l: &str| l.matches('|').count();
     assert!(lines.iter().all(|l| cols(l) == cols(lines[0])));
-    assert!(lines[2].contains("| clean loopback | default | mkcp → mkcp | 50.00 | – | 3.0 | 3.0 |"));
+    assert!(lines[2]
+        .contains("| clean loopback | default | mkcp → mkcp | up | 50.00 | – | 3.0 | 3.0 |"));
+    assert!(lines[3].contains("| v2ray → v2ray | up |"));
     assert!(lines[3].contains("| 1/2 |"));
-    assert!(lines[4].contains("| 11.50 | 92 % |"));
+    assert!(lines[4].contains("| up | 11.50 | 92 % |"));
+    assert!(lines[5]
+        .contains("| clean loopback | default | mkcp → mkcp | down | 34.00 | – | 1.2 | 1.2 |"));
 }
 
 #[test]
@@ -264,7 +310,7 @@ fn targets_are_judged_from_the_medians() {
     );
     assert!(t.contains("goodput 92 % of the link rate (target ≥ 90 %: met); wire/payload 1.050 (target ≤ 1.10: met)"), "{t}");
     let f = report::failures(&sample_records());
-    assert_eq!(f.trim(), "- clean / default / v2ray-v2ray run 2: boom");
+    assert_eq!(f.trim(), "- clean / default / v2ray-v2ray / up run 2: boom");
 }
 
 #[test]
@@ -286,6 +332,23 @@ fn charts_are_svg_with_every_value() {
     }
     // A pair with no data in a panel is marked, not drawn as zero.
     assert!(goodput.contains(">\nn/a\n<"));
+    // Downloads are drawn next to the uploads, in a lighter shade, with a legend.
+    assert!(goodput.contains(">\n34.00\n<"), "download bar missing");
+    assert!(goodput.contains("down: server → client"));
+    assert!(goodput.contains("up: client → server"));
+    assert!(goodput.contains("#1F77B4") || goodput.contains("#1f77b4"));
+    assert!(goodput.contains("#8FBBD9") || goodput.contains("#8fbbd9"));
+}
+
+#[test]
+fn charts_of_uploads_only_have_no_download_legend() {
+    let ups: Vec<RunRecord> = sample_records()
+        .into_iter()
+        .filter(|r| r.direction == Direction::Up)
+        .collect();
+    let svg = chart::render(&chart::METRICS[0], &report::summarize(&ups)).unwrap();
+    assert!(svg.contains("up: client → server"));
+    assert!(!svg.contains("down: server → client"));
 }
 
 #[test]
@@ -295,6 +358,11 @@ fn results_round_trip_through_json() {
     let back: Vec<RunRecord> = serde_json::from_str(&json).unwrap();
     assert_eq!(back, records);
     assert!(json.contains("\"pair\":\"mkcp-mkcp\""));
+    assert!(json.contains("\"direction\":\"down\""));
+    // Records written before downloads existed are uploads.
+    let old = r#"{"scenario":"clean","variant":"default","pair":"mkcp-mkcp","run":0,"result":{"Err":"x"}}"#;
+    let r: RunRecord = serde_json::from_str(old).unwrap();
+    assert_eq!(r.direction, Direction::Up);
 }
 
 #[test]
@@ -319,7 +387,7 @@ fn report_from_rewrites_the_report_of_earlier_records() {
     mkcp_bench::run_blocking(&args, &AtomicBool::new(false)).unwrap();
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(
-        md.contains("| clean loopback | default | mkcp → mkcp | 50.00 |"),
+        md.contains("| clean loopback | default | mkcp → mkcp | up | 50.00 |"),
         "{md}"
     );
     assert!(md.contains("- machine: 2 CPU(s)"), "{md}");
@@ -328,12 +396,13 @@ fn report_from_rewrites_the_report_of_earlier_records() {
     let back: mkcp_bench::ResultsFile =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(back.records, sample_records());
-    assert_eq!(back.summaries.len(), 3);
+    assert_eq!(back.summaries.len(), 4);
 }
 
-/// One second of mkcp↔mkcp on the clean link, through the real binary.
-/// Run with `cargo build --release -p mkcp-cli && MKCP_BIN=target/release/mkcp
-/// cargo test -p mkcp-bench -- --ignored`.
+/// One second of mkcp↔mkcp on the clean link each way (an upload, then a download
+/// checked byte for byte), through the real binary.
+/// Run with `cargo build -p mkcp-cli && MKCP_BIN=$PWD/target/debug/mkcp
+/// cargo test -p mkcp-bench --test pure -- --include-ignored`.
 #[test]
 #[ignore = "needs the built mkcp binary (MKCP_BIN or next to the test executable)"]
 fn smoke_one_tiny_scenario() {
@@ -348,6 +417,8 @@ fn smoke_one_tiny_scenario() {
         "default",
         "--pairs",
         "mkcp-mkcp",
+        "--directions",
+        "up,down",
         "--duration",
         "1s",
         "--rtt-samples",
@@ -360,16 +431,24 @@ fn smoke_one_tiny_scenario() {
     .unwrap();
     mkcp_bench::run_blocking(&args, &AtomicBool::new(false)).unwrap();
     let md = std::fs::read_to_string(out.path().join("results.md")).unwrap();
-    assert!(
-        md.contains("| clean loopback | default | mkcp → mkcp |"),
-        "{md}"
-    );
-    assert!(md.contains("| 1/1 |"), "the run failed:\n{md}");
+    for d in ["up", "down"] {
+        let row = md
+            .lines()
+            .find(|l| l.starts_with(&format!("| clean loopback | default | mkcp → mkcp | {d} |")))
+            .unwrap_or_else(|| panic!("no {d} row:\n{md}"));
+        assert!(row.contains("| 1/1 |"), "the {d} run failed:\n{md}");
+    }
     assert!(out.path().join("goodput.svg").is_file());
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap())
             .unwrap();
-    let m = &json["records"][0]["result"]["Ok"];
-    assert!(m["goodput_mb_s"].as_f64().unwrap() > 0.0);
-    assert!(m["wire_ratio"].as_f64().unwrap() >= 1.0);
+    let records = json["records"].as_array().unwrap();
+    assert_eq!(records.len(), 2);
+    for (r, d) in records.iter().zip(["up", "down"]) {
+        assert_eq!(r["direction"], d);
+        let m = &r["result"]["Ok"];
+        assert!(m["goodput_mb_s"].as_f64().unwrap() > 0.0, "{d}: {r}");
+        assert!(m["payload_bytes"].as_u64().unwrap() > 0, "{d}: {r}");
+        assert!(m["wire_ratio"].as_f64().unwrap() >= 1.0, "{d}: {r}");
+    }
 }

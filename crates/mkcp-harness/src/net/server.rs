@@ -179,22 +179,87 @@ impl EchoServer {
 pub const MODE_SINK: u8 = b'S';
 /// First byte of a [`MuxServer`] connection that selects the echo.
 pub const MODE_ECHO: u8 = b'E';
+/// First byte of a [`MuxServer`] connection that selects the source; a
+/// [`SourceRequest`] follows it.
+pub const MODE_SOURCE: u8 = b'D';
 
-/// TCP echo and sink on one port: the first byte of each connection picks the service
-/// ([`MODE_ECHO`] echoes what follows, anything else, such as [`MODE_SINK`], discards and
-/// counts it). One target thus serves a bulk load and a ping-pong without restarting
-/// what sits in front of it. Stops on drop.
+/// What a [`MODE_SOURCE`] connection asks for: `len` bytes of
+/// [`Pattern::new(seed)`](Pattern::new), or an endless stream if `len` is
+/// [`SourceRequest::ENDLESS`]. On the wire: [`MODE_SOURCE`], then `seed` and `len` as
+/// little-endian `u64`s ([`SourceRequest::encode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceRequest {
+    /// Seed of the pattern.
+    pub seed: u64,
+    /// Bytes to send, or [`SourceRequest::ENDLESS`].
+    pub len: u64,
+}
+
+impl SourceRequest {
+    /// `len` meaning: send until the peer closes the connection.
+    pub const ENDLESS: u64 = u64::MAX;
+    /// Length of an encoded request, mode byte included.
+    pub const ENCODED_LEN: usize = 17;
+
+    /// The request's bytes, mode byte included.
+    pub fn encode(&self) -> [u8; Self::ENCODED_LEN] {
+        let mut b = [0u8; Self::ENCODED_LEN];
+        b[0] = MODE_SOURCE;
+        b[1..9].copy_from_slice(&self.seed.to_le_bytes());
+        b[9..17].copy_from_slice(&self.len.to_le_bytes());
+        b
+    }
+
+    /// Parses what follows the mode byte.
+    pub fn decode(rest: &[u8; 16]) -> Self {
+        let mut seed = [0u8; 8];
+        let mut len = [0u8; 8];
+        seed.copy_from_slice(&rest[..8]);
+        len.copy_from_slice(&rest[8..]);
+        SourceRequest {
+            seed: u64::from_le_bytes(seed),
+            len: u64::from_le_bytes(len),
+        }
+    }
+}
+
+/// Writes what `req` asks for to `s`, counting it in `sent`; after a bounded stream,
+/// lingers until the peer closes (V2Ray has no clean half-close over mKCP).
+fn source(s: &mut TcpStream, req: SourceRequest, buf: &mut [u8], sent: &AtomicU64) {
+    let mut p = Pattern::new(req.seed);
+    let mut left = req.len;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        p.fill(&mut buf[..n]);
+        if s.write_all(&buf[..n]).is_err() {
+            return;
+        }
+        sent.fetch_add(n as u64, Ordering::Relaxed);
+        if req.len != SourceRequest::ENDLESS {
+            left -= n as u64;
+        }
+    }
+    while matches!(s.read(buf), Ok(n) if n > 0) {}
+}
+
+/// TCP echo, sink and source on one port: the first byte of each connection picks the
+/// service ([`MODE_ECHO`] echoes what follows, [`MODE_SOURCE`] sends the seeded stream
+/// of the [`SourceRequest`] that follows, anything else, such as [`MODE_SINK`], discards
+/// and counts it). One target thus serves uploads, downloads and a ping-pong without
+/// restarting what sits in front of it. Stops on drop.
 #[derive(Debug)]
 pub struct MuxServer {
     bg: Background,
     sunk: Arc<AtomicU64>,
+    sourced: Arc<AtomicU64>,
 }
 
 impl MuxServer {
     /// Starts the server.
     pub fn start() -> io::Result<Self> {
         let sunk = Arc::new(AtomicU64::new(0));
-        let counter = sunk.clone();
+        let sourced = Arc::new(AtomicU64::new(0));
+        let (counter, sent) = (sunk.clone(), sourced.clone());
         let handler: Handler = Arc::new(move |mut s: TcpStream| {
             let mut buf = vec![0u8; 256 * 1024];
             let mut mode = [0u8; 1];
@@ -203,6 +268,18 @@ impl MuxServer {
             }
             if mode[0] == MODE_ECHO {
                 echo(&mut s, &mut buf, &AtomicU64::new(0));
+                return;
+            }
+            if mode[0] == MODE_SOURCE {
+                let mut rest = [0u8; 16];
+                if s.read_exact(&mut rest).is_ok() {
+                    source(
+                        &mut s,
+                        SourceRequest::decode(&rest),
+                        &mut buf[..64 * 1024],
+                        &sent,
+                    );
+                }
                 return;
             }
             loop {
@@ -219,6 +296,7 @@ impl MuxServer {
         Ok(MuxServer {
             bg: Background::start("mux", handler)?,
             sunk,
+            sourced,
         })
     }
 
@@ -230,6 +308,12 @@ impl MuxServer {
     /// Bytes received by sink connections so far (all connections together).
     pub fn sunk(&self) -> u64 {
         self.sunk.load(Ordering::Relaxed)
+    }
+
+    /// Bytes written by source connections so far (all connections together; accepted
+    /// by the kernel, not necessarily read by the peer).
+    pub fn sourced(&self) -> u64 {
+        self.sourced.load(Ordering::Relaxed)
     }
 }
 
@@ -395,5 +479,68 @@ impl SourceServer {
     /// Connections accepted so far.
     pub fn accepted(&self) -> u64 {
         self.bg.accepted.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::pattern::pattern_bytes;
+
+    #[test]
+    fn source_request_round_trips() {
+        let r = SourceRequest {
+            seed: 0x0102_0304_0506_0708,
+            len: SourceRequest::ENDLESS,
+        };
+        let b = r.encode();
+        assert_eq!(b[0], MODE_SOURCE);
+        let mut rest = [0u8; 16];
+        rest.copy_from_slice(&b[1..]);
+        assert_eq!(SourceRequest::decode(&rest), r);
+    }
+
+    fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut v = vec![0u8; n];
+        s.read_exact(&mut v).unwrap();
+        v
+    }
+
+    #[test]
+    fn mux_source_sends_the_seeded_pattern() {
+        let m = MuxServer::start().unwrap();
+        // Bounded: exactly `len` bytes, then the server lingers until we close.
+        let mut s = TcpStream::connect(m.addr()).unwrap();
+        s.write_all(
+            &SourceRequest {
+                seed: 9,
+                len: 100_000,
+            }
+            .encode(),
+        )
+        .unwrap();
+        assert_eq!(read_n(&mut s, 100_000), pattern_bytes(9, 100_000));
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut more = [0u8; 1];
+        assert!(
+            !matches!(s.read(&mut more), Ok(n) if n > 0),
+            "nothing past len"
+        );
+        drop(s);
+        // Endless: as much as we read, and the counter follows.
+        let mut s = TcpStream::connect(m.addr()).unwrap();
+        s.write_all(
+            &SourceRequest {
+                seed: 3,
+                len: SourceRequest::ENDLESS,
+            }
+            .encode(),
+        )
+        .unwrap();
+        assert_eq!(read_n(&mut s, 1 << 20), pattern_bytes(3, 1 << 20));
+        assert!(m.sourced() >= 100_000 + (1 << 20));
+        assert_eq!(m.sunk(), 0);
     }
 }

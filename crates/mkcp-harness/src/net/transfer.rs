@@ -251,7 +251,7 @@ pub fn transfer_to_sink(
     })
 }
 
-/// Reads `len` bytes from `addr` (typically a path ending at a [`SourceServer`] started
+/// Reads `len` bytes from `addr` (typically a path ending at a [`SourceServer`](super::server::SourceServer) started
 /// with the same `len` and `seed`), checks their SHA-256 against the pattern, then closes.
 pub fn receive_from_source(
     addr: SocketAddr,
