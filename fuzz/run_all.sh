@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")"
 secs="${1:-150}"
-for t in datagram_legacy datagram_aes_gcm datagram_raw config_json; do
+for t in datagram_legacy datagram_aes_gcm datagram_raw config_json endpoint; do
     mkdir -p "corpus/$t"
     dict=""
     [ -f "dicts/$t.dict" ] && dict="-dict=dicts/$t.dict"
