@@ -2,8 +2,10 @@
 //!
 //! [`RecvBuffer`] is a ring of `window` slots indexed by `number mod window`: O(1) per
 //! segment, no allocation in steady state (payload buffers are recycled). The ring is
-//! allocated with the first segment stored and given back by [`RecvBuffer::trim`]
-//! once it is empty, so an idle connection holds no receive memory.
+//! allocated with the first segment stored, small, and doubles when a segment lands
+//! beyond it (up to the window), so a connection that only ever has a few segments in
+//! flight never pays for a whole window of slots (24 bytes each: 38 KB for the default
+//! window); [`RecvBuffer::trim`] gives it back once it is empty.
 //! `recv.next` (V2Ray's `receivingNext`) only advances when the application reads,
 //! so unread data keeps its slots and the advertised window closes: this is the
 //! flow control.
@@ -32,7 +34,7 @@ pub enum Accept {
 pub struct RecvBuffer {
     next: u32,
     window: u32,
-    /// `window` slots, or none at all while nothing is stored.
+    /// The ring: up to `window` slots (grown on demand), none while nothing is stored.
     slots: Vec<Option<Vec<u8>>>,
     /// Slots in use.
     stored: usize,
@@ -87,18 +89,34 @@ impl RecvBuffer {
     }
 
     fn slot(&self, number: u32) -> usize {
-        (number % self.window) as usize
+        (number % self.slots.len().max(1) as u32) as usize
+    }
+
+    /// True when `number` (inside the window) has a slot in the ring as it is.
+    fn in_ring(&self, number: u32) -> bool {
+        (number.wrapping_sub(self.next) as usize) < self.slots.len()
+    }
+
+    /// Grows the ring so that it covers `need` numbers from `next`, moving what it holds.
+    fn grow(&mut self, need: usize) {
+        const FIRST: usize = 16;
+        let len = self.slots.len();
+        let new_len = (len * 2).max(FIRST).max(need).min(self.window as usize);
+        let mut ring: Vec<Option<Vec<u8>>> = (0..new_len).map(|_| None).collect();
+        for k in 0..len as u32 {
+            let number = self.next.wrapping_add(k);
+            if let Some(buf) = self.slots[(number % len as u32) as usize].take() {
+                ring[(number % new_len as u32) as usize] = Some(buf);
+            }
+        }
+        self.slots = ring;
     }
 
     /// Classifies `number` against the window without storing anything.
     pub fn classify(&self, number: u32) -> Accept {
         let idx = number.wrapping_sub(self.next);
         if idx < self.window {
-            if self
-                .slots
-                .get(self.slot(number))
-                .is_some_and(Option::is_some)
-            {
+            if self.in_ring(number) && self.slots[self.slot(number)].is_some() {
                 Accept::Duplicate
             } else {
                 Accept::Stored
@@ -114,8 +132,8 @@ impl RecvBuffer {
     pub fn accept(&mut self, number: u32, payload: &[u8]) -> Accept {
         let verdict = self.classify(number);
         if verdict == Accept::Stored {
-            if self.slots.is_empty() {
-                self.slots = (0..self.window).map(|_| None).collect();
+            if !self.in_ring(number) {
+                self.grow(number.wrapping_sub(self.next) as usize + 1);
             }
             let mut buf = self.pool.pop().unwrap_or_default();
             buf.clear();
@@ -124,8 +142,7 @@ impl RecvBuffer {
             let s = self.slot(number);
             self.slots[s] = Some(buf);
             self.stored += 1;
-            while self.contiguous.wrapping_sub(self.next) < self.window
-                && self.slots[self.slot(self.contiguous)].is_some()
+            while self.in_ring(self.contiguous) && self.slots[self.slot(self.contiguous)].is_some()
             {
                 self.contiguous = self.contiguous.wrapping_add(1);
             }
