@@ -64,6 +64,7 @@ pub struct ConnId {
 
 /// Something for the runtime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A peer started a new session (listener only).
     NewConnection(ConnId),
@@ -440,7 +441,7 @@ impl Endpoint {
         Self::schedule(&mut self.timers, e, index, t);
     }
 
-    /// Earliest time [`Self::handle_timeout`] must run (`None`: no timers).
+    /// Earliest time `Self::handle_timeout` must run (`None`: no timers).
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         while let Some(Reverse((t, index, gen))) = self.timers.peek().copied() {
             match self.slots.get(index as usize) {
@@ -515,14 +516,14 @@ impl Endpoint {
         self.connection(id).map(|c| c.stats())
     }
 
-    /// Queues stream bytes on a connection; see [`Connection::write`].
+    /// Queues stream bytes on a connection; see `Connection::write`.
     pub fn write(&mut self, id: ConnId, now: Instant, data: &[u8]) -> Result<usize, EndpointError> {
         let n = self.entry(id)?.conn.write(now, data)?;
         self.service(id.index);
         Ok(n)
     }
 
-    /// Reads stream bytes from a connection; see [`Connection::read`].
+    /// Reads stream bytes from a connection; see `Connection::read`.
     pub fn read(
         &mut self,
         id: ConnId,
@@ -534,14 +535,14 @@ impl Endpoint {
         Ok(r)
     }
 
-    /// Half-closes a connection; see [`Connection::shutdown_write`].
+    /// Half-closes a connection; see `Connection::shutdown_write`.
     pub fn shutdown_write(&mut self, id: ConnId, now: Instant) -> Result<(), EndpointError> {
         self.entry(id)?.conn.shutdown_write(now);
         self.service(id.index);
         Ok(())
     }
 
-    /// Closes a connection (V2Ray's Close); see [`Connection::close`].
+    /// Closes a connection (V2Ray's Close); see `Connection::close`.
     pub fn close(&mut self, id: ConnId, now: Instant) -> Result<(), EndpointError> {
         self.entry(id)?.conn.close(now);
         self.service(id.index);

@@ -28,3 +28,13 @@ pub use endpoint::{
     ConnId, Endpoint, EndpointConfig, EndpointError, EndpointStats, Event, Transmit,
 };
 pub use wire::{Codec, HeaderKind, Security, WireError};
+
+/// The engine's internal building blocks, for this crate's own vector tests (the RTT
+/// estimator, the send buffer and V2Ray's ack list reproduce V2Ray's traces step by
+/// step). Not a stable API: anything here may change in any release.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::conn::recv::{AckBatch, V2rayAckList};
+    pub use crate::conn::rtt::RttEstimator;
+    pub use crate::conn::send::{SendBuffer, V2raySent};
+}

@@ -2,9 +2,9 @@
 //! our estimator, send buffer and V2Ray-compatible ack list. Where our default engine
 //! deliberately differs, the difference is named and checked too.
 
-use mkcp_proto::conn::recv::{AckBatch, V2rayAckList};
-use mkcp_proto::conn::rtt::RttEstimator;
-use mkcp_proto::conn::send::{SendBuffer, V2raySent};
+use mkcp_proto::internals::RttEstimator;
+use mkcp_proto::internals::{AckBatch, V2rayAckList};
+use mkcp_proto::internals::{SendBuffer, V2raySent};
 use serde_json::Value;
 
 fn vectors() -> Vec<Value> {

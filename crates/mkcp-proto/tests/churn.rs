@@ -159,7 +159,7 @@ impl World {
             match ev {
                 Event::NewConnection(id) => self.app.sessions.push((id, 0, 0, false)),
                 Event::Connection(_, ConnEvent::Terminated) => self.finished += 1,
-                Event::Connection(..) => {}
+                _ => {}
             }
         }
         for s in &mut self.app.sessions {

@@ -102,13 +102,17 @@ impl Inner {
                         match ev {
                             ConnEvent::Readable => w.wake_read(),
                             ConnEvent::Writable => w.wake_write(),
-                            ConnEvent::Terminated => {
+                            // Terminated, and whatever a later core reports: a
+                            // spurious wake-up is harmless, a missed one is not.
+                            _ => {
                                 w.wake_read();
                                 w.wake_write();
                             }
                         }
                     }
                 }
+                // An event this runtime does not know yet concerns no waiter.
+                _ => {}
             }
         }
     }

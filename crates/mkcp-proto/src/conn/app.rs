@@ -7,7 +7,7 @@ use super::{Connection, ConnectionError, State};
 impl Connection {
     /// Queues stream bytes; returns how many were taken (0 when the send buffer is
     /// full: wait for [`ConnEvent::Writable`](super::ConnEvent::Writable)).
-    pub fn write(&mut self, now: Instant, data: &[u8]) -> Result<usize, ConnectionError> {
+    pub(crate) fn write(&mut self, now: Instant, data: &[u8]) -> Result<usize, ConnectionError> {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
@@ -55,7 +55,11 @@ impl Connection {
     /// Reads in-order stream bytes. `Ok(Some(n))` with `n > 0`: data; `Ok(Some(0))`:
     /// end of stream; `Ok(None)`: nothing yet (wait for [`ConnEvent::Readable`](super::ConnEvent::Readable));
     /// `Err`: the connection failed.
-    pub fn read(&mut self, now: Instant, buf: &mut [u8]) -> Result<Option<usize>, ConnectionError> {
+    pub(crate) fn read(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> Result<Option<usize>, ConnectionError> {
         if buf.is_empty() {
             return Ok(Some(0));
         }
@@ -107,7 +111,7 @@ impl Connection {
 
     /// Half-close: no more writes; the peer reads end-of-stream after the data already
     /// written. Reading continues.
-    pub fn shutdown_write(&mut self, now: Instant) {
+    pub(crate) fn shutdown_write(&mut self, now: Instant) {
         if self.close.write_shut {
             return;
         }
@@ -116,14 +120,14 @@ impl Connection {
         self.after_progress(t);
     }
 
-    /// True once [`Self::shutdown_write`] was called.
+    /// True once `Self::shutdown_write` was called.
     pub fn is_write_shut(&self) -> bool {
         self.close.write_shut
     }
 
     /// Full close (V2Ray's Close): the peer is told we are gone once queued data is
     /// delivered; nothing more is read.
-    pub fn close(&mut self, now: Instant) {
+    pub(crate) fn close(&mut self, now: Instant) {
         let t = self.advance(now);
         match self.state {
             State::Active => self.set_state(t, State::ReadyToClose),
@@ -139,11 +143,5 @@ impl Connection {
             }
         }
         self.after_progress(t);
-    }
-
-    /// Drops the connection immediately without telling the peer.
-    pub fn abort(&mut self, now: Instant) {
-        let t = self.us(now);
-        self.set_state(t, State::Terminated);
     }
 }

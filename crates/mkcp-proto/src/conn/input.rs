@@ -16,7 +16,7 @@ use super::{CMD_FIN, CMD_HELLO, CMD_HELLO_HEARD};
 impl Connection {
     /// Processes the plaintext of one datagram addressed to this connection: walks its
     /// segments and stops at the first one with a different conversation id (spec §3.7).
-    pub fn handle_plaintext(&mut self, now: Instant, plaintext: &[u8]) {
+    pub(crate) fn handle_plaintext(&mut self, now: Instant, plaintext: &[u8]) {
         if self.state == State::Terminated {
             return;
         }

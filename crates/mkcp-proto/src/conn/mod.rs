@@ -1,11 +1,11 @@
 //! One mKCP connection: state machine, timers, sending and receiving (spec §3).
 //!
 //! Sans-IO: every call takes `now` as a value. Incoming plaintext (after the envelope
-//! is opened) goes to [`Connection::handle_plaintext`]; outgoing plaintext comes from
-//! [`Connection::poll_transmit`]; [`Connection::poll_timeout`] says when
-//! [`Connection::handle_timeout`] must run next. The application side is
-//! [`Connection::write`], [`Connection::read`], [`Connection::shutdown_write`] (half
-//! close) and [`Connection::close`].
+//! is opened) goes to `Connection::handle_plaintext`; outgoing plaintext comes from
+//! `Connection::poll_transmit`; `Connection::poll_timeout` says when
+//! `Connection::handle_timeout` must run next. The application side is
+//! `Connection::write`, `Connection::read`, `Connection::shutdown_write` (half
+//! close) and `Connection::close`.
 //!
 //! The wire contract is V2Ray's (spec §6). Our sending behaviour differs where V2Ray
 //! accepts it (spec §6 "free to improve"): several segments per datagram, data paced at
@@ -18,11 +18,11 @@
 //!
 //! ## Half-close
 //! V2Ray has no half-close: its Close option means "I am gone", and a V2Ray peer that
-//! sees it throws its unsent data away (spec §3.8). [`Connection::shutdown_write`]
+//! sees it throws its unsent data away (spec §3.8). `Connection::shutdown_write`
 //! therefore does not set the Close option. Once everything written has been
 //! acknowledged it sends a [`CMD_FIN`] command segment whose `sendingNext` is the end
 //! of the stream. V2Ray parses unknown commands as a Ping (spec §2.1) and ignores it;
-//! an mkcp peer reads end-of-stream there. [`Connection::close`] is V2Ray's Close.
+//! an mkcp peer reads end-of-stream there. `Connection::close` is V2Ray's Close.
 
 //!
 //! ## Layout
@@ -33,12 +33,12 @@
 //! the windows, the RTT estimator and congestion control.
 
 mod app;
-pub mod cc;
+pub(crate) mod cc;
 mod input;
 mod output;
-pub mod recv;
-pub mod rtt;
-pub mod send;
+pub(crate) mod recv;
+pub(crate) mod rtt;
+pub(crate) mod send;
 mod seq;
 mod shaper;
 mod timer;
@@ -118,6 +118,7 @@ pub enum ConnectionError {
 
 /// Something the application may want to react to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ConnEvent {
     /// Data or end-of-stream can be read.
     Readable,
@@ -315,7 +316,12 @@ pub struct Connection {
 impl Connection {
     /// A new connection for conversation `conv`, created at `now`. `max_plaintext` is
     /// the largest plaintext one datagram may carry (MTU minus header and envelope).
-    pub fn new(conv: u16, config: &Config, max_plaintext: usize, now: Instant) -> Connection {
+    pub(crate) fn new(
+        conv: u16,
+        config: &Config,
+        max_plaintext: usize,
+        now: Instant,
+    ) -> Connection {
         let t = &config.tuning;
         let compat = t.v2ray_compat;
         let mss = if compat {
@@ -426,7 +432,7 @@ impl Connection {
 
     /// Marks this as a dialer's connection: it announces itself with a Ping right away,
     /// so the server knows the session before the first write (V2Ray waits for data).
-    pub fn announce(&mut self) {
+    pub(crate) fn announce(&mut self) {
         if self.v2ray.is_none() {
             self.due.ping = true;
         }
@@ -458,7 +464,7 @@ impl Connection {
     }
 
     /// Adds wire-level counts (the endpoint calls this after sealing / opening).
-    pub fn count_wire(&mut self, sent: usize, received: usize) {
+    pub(crate) fn count_wire(&mut self, sent: usize, received: usize) {
         self.stats.wire_bytes_sent += sent as u64;
         self.stats.wire_bytes_received += received as u64;
     }
@@ -493,7 +499,7 @@ impl Connection {
     }
 
     /// Takes the next application event.
-    pub fn poll_event(&mut self) -> Option<ConnEvent> {
+    pub(crate) fn poll_event(&mut self) -> Option<ConnEvent> {
         self.events.pop_front()
     }
 

@@ -13,7 +13,7 @@ use crate::wire::segment::{
 impl Connection {
     /// Writes the plaintext of the next datagram into `buf` and returns its length, or
     /// `None` if nothing is to be sent now.
-    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+    pub(crate) fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         if self.state == State::Terminated {
             return None;
         }

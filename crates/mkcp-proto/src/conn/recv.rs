@@ -233,11 +233,6 @@ impl AckList {
         self.repeat.shrink_to_fit();
     }
 
-    /// Numbers waiting to be acknowledged for the first time.
-    pub fn len(&self) -> usize {
-        self.pending.len()
-    }
-
     /// True when nothing waits.
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()
@@ -446,7 +441,7 @@ mod tests {
         a.add(2, 5); // wrapped: later than 0xFFFF_FFF0
         a.add(3, 2);
         a.add(4, 6); // over the cap
-        assert_eq!(a.len(), 3);
+        assert_eq!(a.pending.len(), 3);
         let mut out = Vec::new();
         assert_eq!(a.take(10, 0, &mut out), 5);
         assert_eq!(out, vec![1, 2, 3]);

@@ -1,8 +1,8 @@
 //! The connection's timers, named (spec §3.8 state timers, §3.10 retransmission).
 //!
 //! Every timer has one place that says when it is due ([`Connection::deadline`]) and
-//! one that says what happens then ([`Connection::fire`]). [`Connection::poll_timeout`]
-//! is the minimum over [`Timer::ALL`] and [`Connection::handle_timeout`] fires exactly
+//! one that says what happens then ([`Connection::fire`]). `Connection::poll_timeout`
+//! is the minimum over [`Timer::ALL`] and `Connection::handle_timeout` fires exactly
 //! the timers whose deadline has been reached, in the order of [`Timer::ALL`], so the
 //! two cannot disagree. Deadlines are derived from the connection's state each time
 //! rather than stored, so no state change can leave a stale one behind.
@@ -194,8 +194,8 @@ impl Connection {
         from + READY_TO_CLOSE_US
     }
 
-    /// When [`Self::handle_timeout`] must run next (`None`: never, the connection is dead).
-    pub fn poll_timeout(&mut self) -> Option<Instant> {
+    /// When `Self::handle_timeout` must run next (`None`: never, the connection is dead).
+    pub(crate) fn poll_timeout(&mut self) -> Option<Instant> {
         if self.state == State::Terminated {
             return None;
         }
@@ -207,7 +207,7 @@ impl Connection {
     }
 
     /// Runs the timers due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
         if self.state == State::Terminated {
             return;
         }

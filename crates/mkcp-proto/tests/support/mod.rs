@@ -83,15 +83,13 @@ impl SimPeer {
     pub fn pump(&mut self, now: Instant) {
         while let Some(ev) = self.ep.poll_event() {
             match ev {
-                Event::NewConnection(id) => {
-                    if self.app.id.is_none() {
-                        self.app.id = Some(id);
-                    }
+                Event::NewConnection(id) if self.app.id.is_none() => {
+                    self.app.id = Some(id);
                 }
                 Event::Connection(id, ConnEvent::Terminated) if Some(id) == self.app.id => {
                     self.app.terminated_at.get_or_insert(now);
                 }
-                Event::Connection(..) => {}
+                _ => {}
             }
         }
         let Some(id) = self.app.id else {
