@@ -21,8 +21,32 @@ pub struct Cli {
     /// Only log warnings and errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Log format on stderr: text (one human-readable line per event) or json (one JSON
+    /// object per line: timestamp, level, fields, message).
+    #[arg(long, value_name = "FORMAT", global = true, default_value = "text",
+          value_parser = parse_log_format)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(format!(
+            "log-format = {s:?} is invalid: expected text or json"
+        )),
+    }
 }
 
 /// The subcommands.
@@ -102,6 +126,10 @@ pub struct RunArgs {
     /// exit (0 valid, 2 not) without binding or starting anything.
     #[arg(long)]
     pub check: bool,
+    /// Serve metrics over HTTP on this TCP address, e.g. 127.0.0.1:9100: GET /metrics
+    /// (Prometheus text format) and GET /metrics.json.
+    #[arg(long, value_name = "TCP_ADDR")]
+    pub metrics: Option<String>,
 }
 
 /// The `kcpSettings` of V2Ray as flags. Unset flags take the value from `--config`, or

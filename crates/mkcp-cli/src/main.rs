@@ -10,6 +10,7 @@
 mod cli;
 mod config;
 mod demo;
+mod metrics;
 mod netem;
 mod stats;
 mod transport;
@@ -23,7 +24,7 @@ use clap::Parser;
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
-use cli::{CheckArgs, Cli, ClientArgs, Command, RunArgs, ServerArgs};
+use cli::{CheckArgs, Cli, ClientArgs, Command, LogFormat, RunArgs, ServerArgs};
 use config::UsageError;
 use tunnel::Tunnel;
 
@@ -193,12 +194,21 @@ fn init_logging(cli: &Cli) {
     };
     use std::io::IsTerminal;
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(color)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match cli.log_format {
+        LogFormat::Text => builder.with_ansi(color).init(),
+        // One object per line: timestamp (RFC 3339 UTC), level, fields (message
+        // included) and the spans' fields.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_ansi(false)
+            .init(),
+    }
 }
 
 async fn run(command: Command) -> Result<()> {
@@ -270,8 +280,11 @@ async fn run_server(args: ServerArgs) -> Result<()> {
     let listen = cli_addr("--listen", &args.listen).await?;
     // The target is resolved for each session; check it is an address now.
     let target = cli_addr("--target", &args.target).await?;
+    let metrics = metrics_addr(&args.run).await?;
     if args.run.check {
-        print_check(&loaded, &[("listen", listen), ("target", target)]);
+        let mut addresses = vec![("listen", listen), ("target", target)];
+        addresses.extend(metrics.map(|m| ("metrics", m)));
+        print_check(&loaded, &addresses);
         return Ok(());
     }
     // Before "listening" is logged, so that a signal from then on stops gracefully.
@@ -292,6 +305,7 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         tunnel.local_addr(),
         args.target
     );
+    let _metrics = start_metrics(metrics, &tunnel, "server").await?;
     serve_until_signal(tunnel, signals, &args.run).await
 }
 
@@ -300,8 +314,11 @@ async fn run_client(args: ClientArgs) -> Result<()> {
     log_warnings(&loaded);
     let listen = cli_addr("--listen", &args.listen).await?;
     let server = cli_addr("--server", &args.server).await?;
+    let metrics = metrics_addr(&args.run).await?;
     if args.run.check {
-        print_check(&loaded, &[("listen", listen), ("server", server)]);
+        let mut addresses = vec![("listen", listen), ("server", server)];
+        addresses.extend(metrics.map(|m| ("metrics", m)));
+        print_check(&loaded, &addresses);
         return Ok(());
     }
     let signals = Signals::new()?;
@@ -321,7 +338,30 @@ async fn run_client(args: ClientArgs) -> Result<()> {
         tunnel.local_addr(),
         args.server
     );
+    let _metrics = start_metrics(metrics, &tunnel, "client").await?;
     serve_until_signal(tunnel, signals, &args.run).await
+}
+
+async fn metrics_addr(run: &RunArgs) -> Result<Option<std::net::SocketAddr>> {
+    match &run.metrics {
+        Some(a) => Ok(Some(cli_addr("--metrics", a).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Starts `--metrics` if asked; it is served until the returned value drops.
+async fn start_metrics(
+    addr: Option<std::net::SocketAddr>,
+    tunnel: &Tunnel,
+    role: &'static str,
+) -> Result<Option<metrics::MetricsServer>> {
+    let Some(addr) = addr else { return Ok(None) };
+    let server = metrics::MetricsServer::start(addr, tunnel.registry().clone(), role).await?;
+    info!(
+        "metrics on http://{}/metrics (Prometheus) and /metrics.json",
+        server.local_addr()
+    );
+    Ok(Some(server))
 }
 
 /// Runs until SIGINT or SIGTERM, printing `--stats` lines, then shuts down gracefully.
@@ -330,16 +370,17 @@ async fn serve_until_signal(mut tunnel: Tunnel, mut signals: Signals, run: &RunA
     let registry = tunnel.registry().clone();
     let every = Duration::from_secs(run.stats.max(1));
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    let mut before = registry.snapshot();
+    let mut printer = stats::StatsPrinter::new(registry.snapshot());
     let mut at = tokio::time::Instant::now();
     let name = loop {
         tokio::select! {
             name = signals.recv() => break name,
             e = tunnel.failed() => return Err(e),
             _ = tick.tick(), if run.stats > 0 => {
-                let now = registry.snapshot();
-                println!("{}", stats::stats_line(&before, &now, at.elapsed()));
-                before = now;
+                let line = printer.line(registry.snapshot(), at.elapsed(), std::time::SystemTime::now());
+                if let Some(line) = line {
+                    println!("{line}");
+                }
                 at = tokio::time::Instant::now();
             }
         }

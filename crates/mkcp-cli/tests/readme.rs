@@ -80,6 +80,8 @@ fn flag_table_matches_help() {
         "--stats",
         "--linger",
         "--check",
+        "--metrics",
+        "--log-format",
     ] {
         assert!(help.contains(flag), "{flag} not in client --help");
         assert!(
@@ -245,4 +247,92 @@ fn readme_quick_start_against_v2ray() {
     )
     .expect("v2ray client starts");
     net::transfer_echo(tcp, 1 << 20, 2, Duration::from_secs(60)).unwrap();
+}
+
+/// The words of the README's `sh` line containing `needle`, after `mkcp COMMAND`.
+fn readme_line_words(needle: &str) -> Vec<String> {
+    let sh = blocks("sh").join("\n").replace("\\\n", " ");
+    let line = sh
+        .lines()
+        .find(|l| l.contains(needle) && l.contains("mkcp "))
+        .unwrap_or_else(|| panic!("no mkcp line with {needle} in README"));
+    let from = line.find("mkcp ").unwrap() + "mkcp ".len();
+    line[from..].split_whitespace().map(String::from).collect()
+}
+
+/// Replaces the value after `flag` in `words`.
+fn set_flag(words: &mut [String], flag: &str, value: &str) {
+    let i = words
+        .iter()
+        .position(|w| w == flag)
+        .unwrap_or_else(|| panic!("{flag} not in {words:?}"));
+    words[i + 1] = value.to_string();
+}
+
+#[test]
+fn readme_metrics_example_serves_what_it_shows() {
+    use std::io::{Read, Write};
+    let echo = net::EchoServer::start().unwrap();
+    let mut words = readme_line_words("--metrics");
+    assert_eq!(words[0], "server");
+    set_flag(&mut words, "--listen", "127.0.0.1:0");
+    set_flag(&mut words, "--target", &echo.addr().to_string());
+    set_flag(&mut words, "--metrics", "127.0.0.1:0");
+    let args: Vec<&str> = words.iter().map(String::as_str).collect();
+    let mut server = Proc::spawn(&args);
+    let udp = server.listening_addr("udp").to_string();
+    let needle = "metrics on http://";
+    let line = server.wait_stderr(needle, Duration::from_secs(10));
+    // --log-format json: every log line is a JSON object.
+    let v: Value = serde_json::from_str(&line).expect("a JSON log line");
+    let message = v["message"].as_str().unwrap();
+    let addr = &message[message.find(needle).unwrap() + needle.len()..];
+    let addr: std::net::SocketAddr = addr.split('/').next().unwrap().parse().unwrap();
+
+    let seed_at = words.iter().position(|w| w == "--seed").unwrap();
+    let mut client = Proc::spawn(&[
+        "client",
+        "--listen",
+        "127.0.0.1:0",
+        "--server",
+        &udp,
+        "--seed",
+        &words[seed_at + 1],
+    ]);
+    let entry = client.listening_addr("tcp");
+    net::transfer_echo(entry, 1 << 20, 1, Duration::from_secs(60)).unwrap();
+
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    let shown = blocks("text")
+        .into_iter()
+        .find(|b| b.starts_with("mkcp_sessions_live"))
+        .expect("README shows a /metrics excerpt");
+    for l in shown.lines() {
+        let series = &l[..l.find(' ').unwrap()];
+        let name = &series[..series.find('{').unwrap()];
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "{name} not served:\n{text}"
+        );
+        // Same series (name and labels) as shown.
+        assert!(
+            text.contains(&format!("{series} ")),
+            "{series} not served:\n{text}"
+        );
+    }
+    let bytes = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("mkcp_tunnel_bytes_total{role=\"server\",direction=\"kcp_to_tcp\"} ")
+        })
+        .unwrap();
+    assert!(
+        bytes.parse::<f64>().unwrap() >= f64::from(1u32 << 20),
+        "{text}"
+    );
 }
