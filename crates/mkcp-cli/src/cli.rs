@@ -179,6 +179,11 @@ pub struct KcpArgs {
     /// ends must use the same header and seed.
     #[arg(long, value_name = "SEED")]
     pub seed: Option<String>,
+    /// Read the seed from a file (its first line; e.g. a systemd credential), so that it
+    /// is not visible in `ps`. Without --seed and --seed-file, the seed of --config
+    /// applies, else the MKCP_SEED environment variable.
+    #[arg(long, value_name = "PATH", conflicts_with = "seed")]
+    pub seed_file: Option<PathBuf>,
     /// How an Xray finalmask.udp list in --config is read: last-outermost (Xray v26.6.22
     /// and later) or first-outermost (v26.1.31 to v26.6.1) [default: last-outermost].
     #[arg(long, value_name = "ORDER", value_parser = parse_mask_order)]
@@ -199,6 +204,7 @@ impl std::fmt::Debug for KcpArgs {
             .field("write_buffer", &self.write_buffer)
             .field("header", &self.header)
             .field("seed", &self.seed.as_ref().map(|_| "<redacted>"))
+            .field("seed_file", &self.seed_file)
             .field("finalmask_order", &self.finalmask_order)
             .finish()
     }

@@ -240,6 +240,9 @@ fn log_settings(loaded: &config::Loaded) {
     if let Some(source) = &loaded.source {
         info!("mKCP settings from {source}");
     }
+    if let Some(source) = &loaded.seed_source {
+        info!("seed from {source}");
+    }
     if let Some(order) = loaded.finalmask_order {
         info!(
             "finalmask.udp read as {} (--finalmask-order to change)",

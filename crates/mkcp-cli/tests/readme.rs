@@ -82,6 +82,7 @@ fn flag_table_matches_help() {
         "--check",
         "--metrics",
         "--log-format",
+        "--seed-file",
     ] {
         assert!(help.contains(flag), "{flag} not in client --help");
         assert!(
@@ -334,5 +335,71 @@ fn readme_metrics_example_serves_what_it_shows() {
     assert!(
         bytes.parse::<f64>().unwrap() >= f64::from(1u32 << 20),
         "{text}"
+    );
+}
+
+#[test]
+fn readme_seed_file_and_env_examples_give_the_same_settings() {
+    let sh = blocks("sh").join("\n");
+    let file_line = sh
+        .lines()
+        .find(|l| l.contains("mkcp check --seed-file seed"))
+        .expect("README has the --seed-file example");
+    let env_line = sh
+        .lines()
+        .find(|l| l.starts_with("MKCP_SEED="))
+        .expect("README has the MKCP_SEED example");
+    // `printf '%s\n' 'SECRET' > seed`: the seed file of the example.
+    let secret_line = sh
+        .lines()
+        .find(|l| l.contains("> seed)"))
+        .expect("README writes the seed file");
+    let secret = secret_line.split('\'').nth(3).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed");
+    std::fs::write(&seed, format!("{secret}\n")).unwrap();
+
+    let words: Vec<&str> = file_line.split_whitespace().skip(1).collect();
+    let args: Vec<&str> = words
+        .iter()
+        .map(|w| {
+            if *w == "seed" {
+                seed.to_str().unwrap()
+            } else {
+                w
+            }
+        })
+        .collect();
+    let (status, from_file, err) = run(&args, Duration::from_secs(20));
+    assert!(status.success(), "{err}");
+    assert!(from_file.contains("envelope: aes-128-gcm"), "{from_file}");
+    assert!(
+        from_file.contains("seed: <redacted> (from --seed-file "),
+        "{from_file}"
+    );
+
+    let (assignment, command) = env_line.split_once(' ').unwrap();
+    let value = assignment
+        .strip_prefix("MKCP_SEED=")
+        .unwrap()
+        .trim_matches('\'');
+    assert_eq!(value, secret);
+    let words: Vec<&str> = command.split_whitespace().skip(1).collect();
+    let out = common::mkcp_command(&words)
+        .env("MKCP_SEED", value)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let from_env = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        from_env.contains("seed: <redacted> (from MKCP_SEED)\n"),
+        "{from_env}"
+    );
+    // The same settings, but for where the seed came from.
+    let shown = format!("(from --seed-file {})", seed.display());
+    assert!(from_file.contains(&shown), "{from_file}");
+    assert_eq!(
+        from_env.trim_end(),
+        from_file.replace(&shown, "(from MKCP_SEED)")
     );
 }
