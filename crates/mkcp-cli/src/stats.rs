@@ -490,6 +490,9 @@ pub fn stats_line(before: &Snapshot, now: &Snapshot, elapsed: Duration) -> Strin
         Some(ms) => {
             let _ = write!(line, " | rtt {ms:.0} ms");
         }
+        // mKCP measures RTT from the acks of its own data: a side that only receives
+        // has no sample, however much it moves.
+        None if moved && d.acked == 0 => line.push_str(" | rtt n/a (only receiving)"),
         None => line.push_str(" | rtt -"),
     }
     let _ = write!(line, " | retrans {}", d.retransmissions);
@@ -582,6 +585,26 @@ mod tests {
         assert_eq!(after.srtt_ms, None);
         let line = stats_line(&Snapshot::default(), &after, Duration::from_secs(1));
         assert!(line.contains("| rtt <1 ms |"), "{line}");
+    }
+
+    #[test]
+    fn receive_only_sessions_say_why_there_is_no_rtt() {
+        let reg = Registry::new();
+        let a = reg.register();
+        a.session().from_kcp.store(5_000_000, Ordering::Relaxed);
+        let line = stats_line(
+            &Snapshot::default(),
+            &reg.snapshot(),
+            Duration::from_secs(1),
+        );
+        assert!(line.contains("| rtt n/a (only receiving) |"), "{line}");
+        a.session().from_kcp.store(0, Ordering::Relaxed);
+        let line = stats_line(
+            &Snapshot::default(),
+            &reg.snapshot(),
+            Duration::from_secs(1),
+        );
+        assert!(line.contains("| rtt - |"), "{line}");
     }
 
     #[test]
