@@ -14,6 +14,8 @@ use mkcp_proto::HeaderKind;
 #[derive(Debug, Parser)]
 #[command(name = "mkcp", version, long_about = None)]
 #[command(propagate_version = true)]
+// A flag given twice takes the later value: `mkcp run` appends its flags to a tunnel's.
+#[command(args_override_self = true)]
 pub struct Cli {
     /// Logging: -v for debug, -vv for trace (RUST_LOG overrides).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -65,6 +67,9 @@ pub enum Command {
     /// Check a config file and flags without starting anything: print the effective mKCP
     /// settings (seed redacted) and exit 0 when valid, 2 when not.
     Check(CheckArgs),
+    /// Run the tunnels of an mkcp tunnels file (JSON) in one process; flags after the file
+    /// apply to every tunnel and override the file.
+    Run(RunFileArgs),
     /// Benchmark mkcp and V2Ray side by side over emulated links (goodput, CPU per GB,
     /// memory, wire overhead, echo RTT); writes a markdown report and SVG charts.
     #[cfg(feature = "bench")]
@@ -99,6 +104,24 @@ pub struct ClientArgs {
     pub kcp: KcpArgs,
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+/// `mkcp run`.
+#[derive(Debug, Args)]
+pub struct RunFileArgs {
+    /// The tunnels file: {"tunnels": [{"command": "server", "listen": ..., ...}, ...]}.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Check every tunnel's settings and print them without starting anything.
+    #[arg(long)]
+    pub check: bool,
+    /// Flags of `mkcp server`/`mkcp client` for every tunnel, e.g. --stats 10.
+    #[arg(
+        value_name = "FLAGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub flags: Vec<String>,
 }
 
 /// `mkcp check`.

@@ -12,6 +12,7 @@ mod config;
 mod demo;
 mod metrics;
 mod netem;
+mod runfile;
 mod stats;
 mod transport;
 mod tunnel;
@@ -216,6 +217,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Server(args) => run_server(args).await,
         Command::Client(args) => run_client(args).await,
         Command::Check(args) => run_check(args),
+        Command::Run(args) => run_file(args).await,
         Command::Netem(args) => netem::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         #[cfg(feature = "bench")]
@@ -236,20 +238,24 @@ fn options(run: &RunArgs) -> tunnel::Options {
     }
 }
 
-fn log_settings(loaded: &config::Loaded) {
+/// The startup lines about the settings; `prefix` names the tunnel of a tunnels file.
+fn log_settings(loaded: &config::Loaded, prefix: &str) {
     if let Some(source) = &loaded.source {
-        info!("mKCP settings from {source}");
+        info!("{prefix}mKCP settings from {source}");
     }
     if let Some(source) = &loaded.seed_source {
-        info!("seed from {source}");
+        info!("{prefix}seed from {source}");
     }
     if let Some(order) = loaded.finalmask_order {
         info!(
-            "finalmask.udp read as {} (--finalmask-order to change)",
+            "{prefix}finalmask.udp read as {} (--finalmask-order to change)",
             order.describe()
         );
     }
-    info!("mKCP settings: {}", config::describe(&loaded.config));
+    info!(
+        "{prefix}mKCP settings: {}",
+        config::describe(&loaded.config)
+    );
 }
 
 /// Logs each key of the file that is not applied as a WARN line.
@@ -277,72 +283,177 @@ fn run_check(args: CheckArgs) -> Result<()> {
     Ok(())
 }
 
-async fn run_server(args: ServerArgs) -> Result<()> {
+/// A tunnel checked and ready to start.
+struct Prepared {
+    /// The tunnel's name in a tunnels file (prefixes its `--stats` lines).
+    name: Option<String>,
+    role: &'static str,
+    loaded: config::Loaded,
+    listen: std::net::SocketAddr,
+    /// `target` (server) or `server` (client), as given and as resolved now.
+    peer: (&'static str, String, std::net::SocketAddr),
+    metrics: Option<std::net::SocketAddr>,
+    options: tunnel::Options,
+    stats: u64,
+}
+
+async fn prepare_server(args: ServerArgs) -> Result<Prepared> {
     let loaded = config::load(&args.kcp)?;
     log_warnings(&loaded);
     let listen = cli_addr("--listen", &args.listen).await?;
     // The target is resolved for each session; check it is an address now.
     let target = cli_addr("--target", &args.target).await?;
-    let metrics = metrics_addr(&args.run).await?;
-    if args.run.check {
-        let mut addresses = vec![("listen", listen), ("target", target)];
-        addresses.extend(metrics.map(|m| ("metrics", m)));
-        print_check(&loaded, &addresses);
-        return Ok(());
-    }
-    // Before "listening" is logged, so that a signal from then on stops gracefully.
-    let signals = Signals::new()?;
-    log_settings(&loaded);
-    if let Some(w) = config::legacy_warning(&loaded.config, &listen) {
-        warn!("{w}");
-    }
-    let tunnel = tunnel::start_server(
+    Ok(Prepared {
+        name: None,
+        role: "server",
+        loaded,
         listen,
-        args.target.clone(),
-        loaded.config,
-        options(&args.run),
-    )
-    .await?;
-    info!(
-        "mkcp server listening on udp {}, forwarding to tcp {}",
-        tunnel.local_addr(),
-        args.target
-    );
-    let _metrics = start_metrics(metrics, &tunnel, "server").await?;
-    serve_until_signal(tunnel, signals, &args.run).await
+        peer: ("target", args.target, target),
+        metrics: metrics_addr(&args.run).await?,
+        options: options(&args.run),
+        stats: args.run.stats,
+    })
 }
 
-async fn run_client(args: ClientArgs) -> Result<()> {
+async fn prepare_client(args: ClientArgs) -> Result<Prepared> {
     let loaded = config::load(&args.kcp)?;
     log_warnings(&loaded);
     let listen = cli_addr("--listen", &args.listen).await?;
     let server = cli_addr("--server", &args.server).await?;
-    let metrics = metrics_addr(&args.run).await?;
-    if args.run.check {
-        let mut addresses = vec![("listen", listen), ("server", server)];
-        addresses.extend(metrics.map(|m| ("metrics", m)));
-        print_check(&loaded, &addresses);
+    Ok(Prepared {
+        name: None,
+        role: "client",
+        loaded,
+        listen,
+        peer: ("server", args.server, server),
+        metrics: metrics_addr(&args.run).await?,
+        options: options(&args.run),
+        stats: args.run.stats,
+    })
+}
+
+fn print_prepared(p: &Prepared) {
+    let mut addresses = vec![("listen", p.listen), (p.peer.0, p.peer.2)];
+    addresses.extend(p.metrics.map(|m| ("metrics", m)));
+    print_check(&p.loaded, &addresses);
+}
+
+async fn run_server(args: ServerArgs) -> Result<()> {
+    let check = args.run.check;
+    let prepared = prepare_server(args).await?;
+    run_prepared(vec![prepared], check).await
+}
+
+async fn run_client(args: ClientArgs) -> Result<()> {
+    let check = args.run.check;
+    let prepared = prepare_client(args).await?;
+    run_prepared(vec![prepared], check).await
+}
+
+/// `mkcp run FILE`: every tunnel is checked before any starts.
+async fn run_file(args: cli::RunFileArgs) -> Result<()> {
+    let tunnels = runfile::load(&args.file, &args.flags)?;
+    let mut prepared = Vec::new();
+    let mut check = args.check;
+    for t in tunnels {
+        let in_tunnel = |e: anyhow::Error| {
+            let usage = e.downcast_ref::<UsageError>().is_some();
+            let msg = format!("tunnel {}: {e:#}", t.name);
+            if usage {
+                anyhow::Error::new(UsageError(msg))
+            } else {
+                anyhow::anyhow!(msg)
+            }
+        };
+        let mut p = match t.spec {
+            runfile::Spec::Server(a) => {
+                check |= a.run.check;
+                prepare_server(a).await
+            }
+            runfile::Spec::Client(a) => {
+                check |= a.run.check;
+                prepare_client(a).await
+            }
+        }
+        .map_err(in_tunnel)?;
+        p.name = Some(t.name.clone());
+        prepared.push(p);
+    }
+    if check {
+        for p in &prepared {
+            if let Some(name) = &p.name {
+                println!("== tunnel {name} ({}) ==", p.role);
+            }
+            print_prepared(p);
+        }
         return Ok(());
     }
-    let signals = Signals::new()?;
-    log_settings(&loaded);
-    if let Some(w) = config::legacy_warning(&loaded.config, &server) {
-        warn!("{w}");
+    run_prepared(prepared, false).await
+}
+
+async fn run_prepared(prepared: Vec<Prepared>, check: bool) -> Result<()> {
+    if check {
+        for p in &prepared {
+            print_prepared(p);
+        }
+        return Ok(());
     }
-    let tunnel = tunnel::start_client(
-        listen,
-        args.server.clone(),
-        loaded.config,
-        options(&args.run),
-    )
-    .await?;
-    info!(
-        "mkcp client listening on tcp {}, carrying connections over mKCP to udp {}",
-        tunnel.local_addr(),
-        args.server
-    );
-    let _metrics = start_metrics(metrics, &tunnel, "client").await?;
-    serve_until_signal(tunnel, signals, &args.run).await
+    // Before "listening" is logged, so that a signal from then on stops gracefully.
+    let signals = Signals::new()?;
+    let mut running = Vec::new();
+    for p in prepared {
+        running.push(start_prepared(p).await?);
+    }
+    serve_until_signal(running, signals).await
+}
+
+/// A started tunnel with its metrics endpoint.
+struct Running {
+    name: Option<String>,
+    tunnel: Tunnel,
+    stats: u64,
+    _metrics: Option<metrics::MetricsServer>,
+}
+
+async fn start_prepared(p: Prepared) -> Result<Running> {
+    let prefix = p
+        .name
+        .as_ref()
+        .map(|n| format!("tunnel {n}: "))
+        .unwrap_or_default();
+    log_settings(&p.loaded, &prefix);
+    // Where mKCP traffic goes: the server's UDP address, or the server a client dials.
+    let mkcp_at = if p.role == "server" {
+        p.listen
+    } else {
+        p.peer.2
+    };
+    if let Some(w) = config::legacy_warning(&p.loaded.config, &mkcp_at) {
+        warn!("{prefix}{w}");
+    }
+    let (_, peer, _) = p.peer;
+    let tunnel = if p.role == "server" {
+        let t = tunnel::start_server(p.listen, peer.clone(), p.loaded.config, p.options).await?;
+        info!(
+            "{prefix}mkcp server listening on udp {}, forwarding to tcp {peer}",
+            t.local_addr()
+        );
+        t
+    } else {
+        let t = tunnel::start_client(p.listen, peer.clone(), p.loaded.config, p.options).await?;
+        info!(
+            "{prefix}mkcp client listening on tcp {}, carrying connections over mKCP to udp {peer}",
+            t.local_addr()
+        );
+        t
+    };
+    let metrics = start_metrics(p.metrics, &tunnel, p.role).await?;
+    Ok(Running {
+        name: p.name,
+        tunnel,
+        stats: p.stats,
+        _metrics: metrics,
+    })
 }
 
 async fn metrics_addr(run: &RunArgs) -> Result<Option<std::net::SocketAddr>> {
@@ -367,32 +478,84 @@ async fn start_metrics(
     Ok(Some(server))
 }
 
-/// Runs until SIGINT or SIGTERM, printing `--stats` lines, then shuts down gracefully.
-/// A second signal exits at once, with [`ForcedExit`].
-async fn serve_until_signal(mut tunnel: Tunnel, mut signals: Signals, run: &RunArgs) -> Result<()> {
-    let registry = tunnel.registry().clone();
-    let every = Duration::from_secs(run.stats.max(1));
+/// Prints a tunnel's `--stats` lines every `secs` seconds (see [`stats::StatsPrinter`]).
+async fn print_stats(registry: std::sync::Arc<stats::Registry>, secs: u64, prefix: String) {
+    let every = Duration::from_secs(secs.max(1));
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     let mut printer = stats::StatsPrinter::new(registry.snapshot());
     let mut at = tokio::time::Instant::now();
-    let name = loop {
-        tokio::select! {
-            name = signals.recv() => break name,
-            e = tunnel.failed() => return Err(e),
-            _ = tick.tick(), if run.stats > 0 => {
-                let line = printer.line(registry.snapshot(), at.elapsed(), std::time::SystemTime::now());
-                if let Some(line) = line {
-                    println!("{line}");
+    loop {
+        tick.tick().await;
+        let line = printer.line(
+            registry.snapshot(),
+            at.elapsed(),
+            std::time::SystemTime::now(),
+        );
+        if let Some(line) = line {
+            println!("{prefix}{line}");
+        }
+        at = tokio::time::Instant::now();
+    }
+}
+
+/// Runs until SIGINT or SIGTERM, printing `--stats` lines, then shuts every tunnel down
+/// gracefully. A tunnel that fails stops the others and is the error. A second signal
+/// exits at once, with [`ForcedExit`].
+async fn serve_until_signal(running: Vec<Running>, mut signals: Signals) -> Result<()> {
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tunnels = tokio::task::JoinSet::new();
+    let mut printers = tokio::task::JoinSet::new();
+    for r in running {
+        let Running {
+            name,
+            mut tunnel,
+            stats,
+            _metrics,
+        } = r;
+        if stats > 0 {
+            let prefix = name.map(|n| format!("[{n}] ")).unwrap_or_default();
+            printers.spawn(print_stats(tunnel.registry().clone(), stats, prefix));
+        }
+        let mut stop_rx = stop_rx.clone();
+        tunnels.spawn(async move {
+            let _metrics = _metrics;
+            tokio::select! {
+                e = tunnel.failed() => Err(e),
+                _ = async { let _ = stop_rx.wait_for(|s| *s).await; } => {
+                    tunnel.shutdown(SHUTDOWN_GRACE).await;
+                    Ok(())
                 }
-                at = tokio::time::Instant::now();
             }
+        });
+    }
+    let outcome = loop {
+        tokio::select! {
+            name = signals.recv() => break Ok(name),
+            Some(done) = tunnels.join_next() => match done {
+                Ok(Err(e)) => break Err(e),
+                Ok(Ok(())) => {}
+                Err(e) => break Err(anyhow::Error::new(e).context("tunnel task")),
+            },
+        }
+    };
+    printers.abort_all();
+    let _ = stop.send(true);
+    let name = match outcome {
+        Ok(name) => name,
+        Err(e) => {
+            // Let the others close their sessions before reporting it.
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+                while tunnels.join_next().await.is_some() {}
+            })
+            .await;
+            return Err(e);
         }
     };
     info!(
         "{name} received: stopping (sessions get {SHUTDOWN_GRACE:?} to close; signal again to exit now)"
     );
     tokio::select! {
-        _ = tunnel.shutdown(SHUTDOWN_GRACE) => info!("stopped"),
+        _ = async { while tunnels.join_next().await.is_some() {} } => info!("stopped"),
         name = signals.recv() => {
             warn!("{name} received again: exiting now");
             return Err(ForcedExit.into());

@@ -143,10 +143,12 @@ fn readme_flags(command: &str) -> Vec<String> {
     words
 }
 
+/// The README's V2Ray JSON blocks (not the `mkcp run` tunnels file).
 fn json_blocks() -> Vec<Value> {
     blocks("json")
         .iter()
-        .map(|b| serde_json::from_str(b).expect("README JSON parses"))
+        .map(|b| serde_json::from_str::<Value>(b).expect("README JSON parses"))
+        .filter(|v| v.get("tunnels").is_none())
         .collect()
 }
 
@@ -402,4 +404,60 @@ fn readme_seed_file_and_env_examples_give_the_same_settings() {
         from_env.trim_end(),
         from_file.replace(&shown, "(from MKCP_SEED)")
     );
+}
+
+#[test]
+fn readme_tunnels_file_runs_both_ends_in_one_process() {
+    let mut file: Value = blocks("json")
+        .iter()
+        .map(|b| serde_json::from_str::<Value>(b).unwrap())
+        .find(|v| v.get("tunnels").is_some())
+        .expect("README has a tunnels file");
+    let echo = net::EchoServer::start().unwrap();
+    let udp = mkcp_v2ray::localhost(free_udp_port().unwrap()).to_string();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("seed"), "s3cret\n").unwrap();
+    let tunnels = file["tunnels"].as_array_mut().unwrap();
+    assert_eq!(tunnels.len(), 2);
+    for t in tunnels.iter_mut() {
+        assert_eq!(t["seed-file"], "seed", "relative to the file");
+        match t["command"].as_str().unwrap() {
+            "server" => {
+                t["listen"] = udp.clone().into();
+                t["target"] = echo.addr().to_string().into();
+                t["metrics"] = "127.0.0.1:0".into();
+            }
+            _ => {
+                t["listen"] = "127.0.0.1:0".into();
+                t["server"] = udp.clone().into();
+            }
+        }
+    }
+    let path = dir.path().join("tunnels.json");
+    std::fs::write(&path, file.to_string()).unwrap();
+    let path = path.to_str().unwrap();
+
+    let sh = blocks("sh").join("\n");
+    assert!(sh.contains("mkcp run tunnels.json --check"));
+    assert!(sh.contains("mkcp run tunnels.json --stats 10"));
+    let (status, out, err) = run(&["run", path, "--check"], Duration::from_secs(20));
+    assert!(status.success(), "{err}");
+    assert!(out.contains("== tunnel exit (server) =="), "{out}");
+    assert!(out.contains("== tunnel entry (client) =="), "{out}");
+    assert_eq!(out.matches("envelope: aes-128-gcm").count(), 2, "{out}");
+    assert!(out.contains("header: wechat-video"), "{out}");
+
+    let mut p = Proc::spawn(&["run", path, "--stats", "1"]);
+    let entry = p.listening_addr("tcp");
+    net::transfer_echo(entry, 1 << 20, 3, Duration::from_secs(60)).unwrap();
+    p.wait_stdout("[entry] ", Duration::from_secs(10));
+    p.wait_stdout("[exit] ", Duration::from_secs(10));
+    assert!(p
+        .stderr()
+        .contains("tunnel exit: mkcp server listening on udp"));
+    p.signal(libc::SIGTERM);
+    let status = p
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits after SIGTERM");
+    assert!(status.success(), "{}", p.stderr());
 }
