@@ -402,7 +402,12 @@ async fn run_prepared(prepared: Vec<Prepared>, check: bool) -> Result<()> {
     let signals = Signals::new()?;
     let mut running = Vec::new();
     for p in prepared {
-        running.push(start_prepared(p).await?);
+        let name = p.name.clone();
+        let started = start_prepared(p).await.map_err(|e| match name {
+            Some(n) => e.context(format!("tunnel {n}")),
+            None => e,
+        })?;
+        running.push(started);
     }
     serve_until_signal(running, signals).await
 }
@@ -447,7 +452,7 @@ async fn start_prepared(p: Prepared) -> Result<Running> {
         );
         t
     };
-    let metrics = start_metrics(p.metrics, &tunnel, p.role).await?;
+    let metrics = start_metrics(p.metrics, &tunnel, p.role, &prefix).await?;
     Ok(Running {
         name: p.name,
         tunnel,
@@ -468,11 +473,12 @@ async fn start_metrics(
     addr: Option<std::net::SocketAddr>,
     tunnel: &Tunnel,
     role: &'static str,
+    prefix: &str,
 ) -> Result<Option<metrics::MetricsServer>> {
     let Some(addr) = addr else { return Ok(None) };
     let server = metrics::MetricsServer::start(addr, tunnel.registry().clone(), role).await?;
     info!(
-        "metrics on http://{}/metrics (Prometheus) and /metrics.json",
+        "{prefix}metrics on http://{}/metrics (Prometheus) and /metrics.json",
         server.local_addr()
     );
     Ok(Some(server))
