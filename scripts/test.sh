@@ -12,6 +12,14 @@ if [ "${MKCP_SKIP_INTEROP:-0}" != "1" ] && ! command -v v2ray >/dev/null 2>&1; t
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq v2ray
 fi
 
+# `systemd-analyze verify` checks the units in deploy/ (crates/mkcp-cli/tests/deploy.rs).
+if [ "${MKCP_SKIP_SYSTEMD:-0}" != "1" ] && ! command -v systemd-analyze >/dev/null 2>&1; then
+    echo "== installing the systemd package (systemd-analyze) =="
+    if [ "$(id -u)" = "0" ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends systemd
+fi
+
 echo "== cargo fmt --check =="
 cargo fmt --all -- --check
 # --all-features: `mkcp bench` (mkcp-cli's `bench` feature, off for installs) is linted

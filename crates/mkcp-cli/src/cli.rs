@@ -14,6 +14,8 @@ use mkcp_proto::HeaderKind;
 #[derive(Debug, Parser)]
 #[command(name = "mkcp", version, long_about = None)]
 #[command(propagate_version = true)]
+// A flag given twice takes the later value: `mkcp run` appends its flags to a tunnel's.
+#[command(args_override_self = true)]
 pub struct Cli {
     /// Logging: -v for debug, -vv for trace (RUST_LOG overrides).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -21,8 +23,32 @@ pub struct Cli {
     /// Only log warnings and errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Log format on stderr: text (one human-readable line per event) or json (one JSON
+    /// object per line: timestamp, level, fields, message).
+    #[arg(long, value_name = "FORMAT", global = true, default_value = "text",
+          value_parser = parse_log_format)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(format!(
+            "log-format = {s:?} is invalid: expected text or json"
+        )),
+    }
 }
 
 /// The subcommands.
@@ -41,6 +67,9 @@ pub enum Command {
     /// Check a config file and flags without starting anything: print the effective mKCP
     /// settings (seed redacted) and exit 0 when valid, 2 when not.
     Check(CheckArgs),
+    /// Run the tunnels of an mkcp tunnels file (JSON) in one process; flags after the file
+    /// apply to every tunnel and override the file.
+    Run(RunFileArgs),
     /// Benchmark mkcp and V2Ray side by side over emulated links (goodput, CPU per GB,
     /// memory, wire overhead, echo RTT); writes a markdown report and SVG charts.
     #[cfg(feature = "bench")]
@@ -77,6 +106,24 @@ pub struct ClientArgs {
     pub run: RunArgs,
 }
 
+/// `mkcp run`.
+#[derive(Debug, Args)]
+pub struct RunFileArgs {
+    /// The tunnels file: {"tunnels": [{"command": "server", "listen": ..., ...}, ...]}.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Check every tunnel's settings and print them without starting anything.
+    #[arg(long)]
+    pub check: bool,
+    /// Flags of `mkcp server`/`mkcp client` for every tunnel, e.g. --stats 10.
+    #[arg(
+        value_name = "FLAGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub flags: Vec<String>,
+}
+
 /// `mkcp check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -102,6 +149,10 @@ pub struct RunArgs {
     /// exit (0 valid, 2 not) without binding or starting anything.
     #[arg(long)]
     pub check: bool,
+    /// Serve metrics over HTTP on this TCP address, e.g. 127.0.0.1:9100: GET /metrics
+    /// (Prometheus text format) and GET /metrics.json.
+    #[arg(long, value_name = "TCP_ADDR")]
+    pub metrics: Option<String>,
 }
 
 /// The `kcpSettings` of V2Ray as flags. Unset flags take the value from `--config`, or
@@ -151,6 +202,11 @@ pub struct KcpArgs {
     /// ends must use the same header and seed.
     #[arg(long, value_name = "SEED")]
     pub seed: Option<String>,
+    /// Read the seed from a file (its first line; e.g. a systemd credential), so that it
+    /// is not visible in `ps`. Without --seed and --seed-file, the seed of --config
+    /// applies, else the MKCP_SEED environment variable.
+    #[arg(long, value_name = "PATH", conflicts_with = "seed")]
+    pub seed_file: Option<PathBuf>,
     /// How an Xray finalmask.udp list in --config is read: last-outermost (Xray v26.6.22
     /// and later) or first-outermost (v26.1.31 to v26.6.1) [default: last-outermost].
     #[arg(long, value_name = "ORDER", value_parser = parse_mask_order)]
@@ -171,6 +227,7 @@ impl std::fmt::Debug for KcpArgs {
             .field("write_buffer", &self.write_buffer)
             .field("header", &self.header)
             .field("seed", &self.seed.as_ref().map(|_| "<redacted>"))
+            .field("seed_file", &self.seed_file)
             .field("finalmask_order", &self.finalmask_order)
             .finish()
     }

@@ -1,7 +1,9 @@
 //! Turns `--config FILE` and the kcpSettings flags into one validated
 //! [`mkcp_proto::Config`].
 //!
-//! Order of precedence: flags, then the file, then V2Ray's defaults. The file is read by
+//! Order of precedence: flags, then the file, then V2Ray's defaults. The seed may also
+//! come from `--seed-file` (like `--seed`) or, below the file, from the [`SEED_ENV`]
+//! environment variable. The file is read by
 //! [`Config::from_json_any`], which takes every shape of V2Ray/Xray file, says where it
 //! found the settings (the caller logs it), warns about keys it does not apply, and
 //! refuses a file whose seed or header it would not apply.
@@ -28,6 +30,13 @@ impl fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// The environment variable holding the seed when neither `--seed`, `--seed-file` nor
+/// the `--config` file gives one (an empty value counts as unset).
+pub const SEED_ENV: &str = "MKCP_SEED";
+
+/// Largest seed file read (a seed is a short string; this bounds a wrong path).
+const MAX_SEED_FILE: u64 = 64 * 1024;
+
 /// The settings to run with, and where they came from (for the startup log).
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -40,10 +49,18 @@ pub struct Loaded {
     pub warnings: Vec<String>,
     /// The Xray version assumed for the file's `finalmask.udp` order, if it had one.
     pub finalmask_order: Option<MaskOrder>,
+    /// Where the seed came from when not from `--seed` or the file: `--seed-file PATH`
+    /// or `MKCP_SEED`.
+    pub seed_source: Option<String>,
 }
 
 /// Reads `--config` (if any), applies the flags and validates.
 pub fn load(args: &KcpArgs) -> Result<Loaded, UsageError> {
+    load_with_env(args, std::env::var(SEED_ENV).ok())
+}
+
+/// [`load`] with the value of [`SEED_ENV`] given.
+pub fn load_with_env(args: &KcpArgs, env_seed: Option<String>) -> Result<Loaded, UsageError> {
     let mut loaded = match &args.config {
         Some(path) => load_file(path, args.finalmask_order.unwrap_or_default())?,
         None => Loaded {
@@ -51,10 +68,65 @@ pub fn load(args: &KcpArgs) -> Result<Loaded, UsageError> {
             source: None,
             warnings: Vec::new(),
             finalmask_order: None,
+            seed_source: None,
         },
     };
+    if let Some(path) = &args.seed_file {
+        let seed = read_seed_file(path)?;
+        loaded.config.security = Security::AesGcm { seed };
+        loaded.seed_source = Some(format!("--seed-file {}", path.display()));
+    } else if args.seed.is_none() {
+        if let Some(seed) = env_seed.filter(|s| !s.is_empty()) {
+            match &loaded.config.security {
+                Security::AesGcm { seed: file_seed } if *file_seed != seed => {
+                    loaded.warnings.push(format!(
+                        "{SEED_ENV} is set but ignored: the seed of --config applies"
+                    ));
+                }
+                Security::AesGcm { .. } => {}
+                Security::Legacy => {
+                    loaded.config.security = Security::AesGcm { seed };
+                    loaded.seed_source = Some(SEED_ENV.to_string());
+                }
+                // Another envelope chosen by the file: it stays.
+                _ => loaded.warnings.push(format!(
+                    "{SEED_ENV} is set but ignored: --config chooses the envelope"
+                )),
+            }
+        }
+    }
     apply_flags(&mut loaded.config, args)?;
     Ok(loaded)
+}
+
+/// The seed in `path`: its content without one trailing line break. Empty is an error
+/// (a credential that was not filled in), as is a second line.
+fn read_seed_file(path: &Path) -> Result<String, UsageError> {
+    use std::io::Read;
+    let shown = path.display();
+    let err = |what: &str| UsageError(format!("--seed-file {shown}: {what}"));
+    let file = std::fs::File::open(path).map_err(|e| err(&format!("cannot read the file: {e}")))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_SEED_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| err(&format!("cannot read the file: {e}")))?;
+    if bytes.len() as u64 > MAX_SEED_FILE {
+        return Err(err("larger than 64 KiB: not a seed file"));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| err("the seed is not UTF-8 text"))?;
+    let seed = text
+        .strip_suffix('\n')
+        .map(|s| s.strip_suffix('\r').unwrap_or(s))
+        .unwrap_or(&text);
+    if seed.is_empty() {
+        return Err(err("the file is empty (no seed)"));
+    }
+    if seed.contains('\n') {
+        return Err(err(
+            "more than one line: the seed is the whole file, without its final line break",
+        ));
+    }
+    Ok(seed.to_string())
 }
 
 fn load_file(path: &Path, order: MaskOrder) -> Result<Loaded, UsageError> {
@@ -72,6 +144,7 @@ fn load_file(path: &Path, order: MaskOrder) -> Result<Loaded, UsageError> {
         source: Some(format!("{} of {shown}", loaded.found)),
         finalmask_order: loaded.finalmask_order,
         config: loaded.config,
+        seed_source: None,
     })
 }
 
@@ -256,7 +329,10 @@ pub fn report(loaded: &Loaded) -> Vec<String> {
         format!("readBufferSize: {}", buffer(c.read_buffer_size)),
         format!("writeBufferSize: {}", buffer(c.write_buffer_size)),
         format!("header: {header}"),
-        format!("seed: {seed}"),
+        match &loaded.seed_source {
+            Some(source) => format!("seed: {seed} (from {source})"),
+            None => format!("seed: {seed}"),
+        },
         format!("envelope: {envelope}"),
         format!(
             "finalmask: {}",
@@ -291,6 +367,77 @@ pub fn legacy_warning(config: &Config, addr: &SocketAddr) -> Option<String> {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    fn seed_of(l: &Loaded) -> Option<&str> {
+        match &l.config.security {
+            Security::AesGcm { seed } => Some(seed),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn seed_sources_flags_then_file_then_env() {
+        let env = || Some("from-env".to_string());
+        // Only the environment.
+        let l = load_with_env(&KcpArgs::default(), env()).unwrap();
+        assert_eq!(seed_of(&l), Some("from-env"));
+        assert_eq!(l.seed_source.as_deref(), Some("MKCP_SEED"));
+        // Empty counts as unset.
+        let l = load_with_env(&KcpArgs::default(), Some(String::new())).unwrap();
+        assert_eq!(seed_of(&l), None);
+        // The config file's seed beats the environment (with a warning).
+        let cfg = file(r#"{"seed": "from-config"}"#);
+        let l = load_with_env(&with_file(&cfg), env()).unwrap();
+        assert_eq!(seed_of(&l), Some("from-config"));
+        assert!(l
+            .warnings
+            .iter()
+            .any(|w| w.contains("MKCP_SEED is set but ignored")));
+        // --seed-file beats both; one trailing line break is not part of the seed.
+        let sf = file("from-file\r\n");
+        let args = KcpArgs {
+            seed_file: Some(sf.path().to_path_buf()),
+            ..with_file(&cfg)
+        };
+        let l = load_with_env(&args, env()).unwrap();
+        assert_eq!(seed_of(&l), Some("from-file"));
+        assert!(l
+            .seed_source
+            .as_deref()
+            .unwrap()
+            .starts_with("--seed-file "));
+        // --seed beats the file and the environment.
+        let args = KcpArgs {
+            seed: Some("from-flag".into()),
+            ..with_file(&cfg)
+        };
+        let l = load_with_env(&args, env()).unwrap();
+        assert_eq!(seed_of(&l), Some("from-flag"));
+        assert_eq!(l.seed_source, None);
+    }
+
+    #[test]
+    fn bad_seed_files_are_usage_errors() {
+        for (text, what) in [
+            ("", "empty"),
+            ("\n", "empty"),
+            ("a\nb\n", "more than one line"),
+        ] {
+            let sf = file(text);
+            let args = KcpArgs {
+                seed_file: Some(sf.path().to_path_buf()),
+                ..KcpArgs::default()
+            };
+            let e = load_with_env(&args, None).unwrap_err();
+            assert!(e.0.contains(what) && e.0.starts_with("--seed-file "), "{e}");
+        }
+        let args = KcpArgs {
+            seed_file: Some("/nonexistent/seed".into()),
+            ..KcpArgs::default()
+        };
+        let e = load_with_env(&args, None).unwrap_err();
+        assert!(e.0.contains("cannot read the file"), "{e}");
+    }
 
     fn file(text: &str) -> tempfile::NamedTempFile {
         let mut f = tempfile::NamedTempFile::new().unwrap();

@@ -10,7 +10,9 @@
 mod cli;
 mod config;
 mod demo;
+mod metrics;
 mod netem;
+mod runfile;
 mod stats;
 mod transport;
 mod tunnel;
@@ -23,7 +25,7 @@ use clap::Parser;
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
-use cli::{CheckArgs, Cli, ClientArgs, Command, RunArgs, ServerArgs};
+use cli::{CheckArgs, Cli, ClientArgs, Command, LogFormat, RunArgs, ServerArgs};
 use config::UsageError;
 use tunnel::Tunnel;
 
@@ -193,12 +195,21 @@ fn init_logging(cli: &Cli) {
     };
     use std::io::IsTerminal;
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(color)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match cli.log_format {
+        LogFormat::Text => builder.with_ansi(color).init(),
+        // One object per line: timestamp (RFC 3339 UTC), level, fields (message
+        // included) and the spans' fields.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_ansi(false)
+            .init(),
+    }
 }
 
 async fn run(command: Command) -> Result<()> {
@@ -206,6 +217,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Server(args) => run_server(args).await,
         Command::Client(args) => run_client(args).await,
         Command::Check(args) => run_check(args),
+        Command::Run(args) => run_file(args).await,
         Command::Netem(args) => netem::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         #[cfg(feature = "bench")]
@@ -226,17 +238,24 @@ fn options(run: &RunArgs) -> tunnel::Options {
     }
 }
 
-fn log_settings(loaded: &config::Loaded) {
+/// The startup lines about the settings; `prefix` names the tunnel of a tunnels file.
+fn log_settings(loaded: &config::Loaded, prefix: &str) {
     if let Some(source) = &loaded.source {
-        info!("mKCP settings from {source}");
+        info!("{prefix}mKCP settings from {source}");
+    }
+    if let Some(source) = &loaded.seed_source {
+        info!("{prefix}seed from {source}");
     }
     if let Some(order) = loaded.finalmask_order {
         info!(
-            "finalmask.udp read as {} (--finalmask-order to change)",
+            "{prefix}finalmask.udp read as {} (--finalmask-order to change)",
             order.describe()
         );
     }
-    info!("mKCP settings: {}", config::describe(&loaded.config));
+    info!(
+        "{prefix}mKCP settings: {}",
+        config::describe(&loaded.config)
+    );
 }
 
 /// Logs each key of the file that is not applied as a WARN line.
@@ -264,91 +283,285 @@ fn run_check(args: CheckArgs) -> Result<()> {
     Ok(())
 }
 
-async fn run_server(args: ServerArgs) -> Result<()> {
+/// A tunnel checked and ready to start.
+struct Prepared {
+    /// The tunnel's name in a tunnels file (prefixes its `--stats` lines).
+    name: Option<String>,
+    role: &'static str,
+    loaded: config::Loaded,
+    listen: std::net::SocketAddr,
+    /// `target` (server) or `server` (client), as given and as resolved now.
+    peer: (&'static str, String, std::net::SocketAddr),
+    metrics: Option<std::net::SocketAddr>,
+    options: tunnel::Options,
+    stats: u64,
+}
+
+async fn prepare_server(args: ServerArgs) -> Result<Prepared> {
     let loaded = config::load(&args.kcp)?;
     log_warnings(&loaded);
     let listen = cli_addr("--listen", &args.listen).await?;
     // The target is resolved for each session; check it is an address now.
     let target = cli_addr("--target", &args.target).await?;
-    if args.run.check {
-        print_check(&loaded, &[("listen", listen), ("target", target)]);
-        return Ok(());
-    }
-    // Before "listening" is logged, so that a signal from then on stops gracefully.
-    let signals = Signals::new()?;
-    log_settings(&loaded);
-    if let Some(w) = config::legacy_warning(&loaded.config, &listen) {
-        warn!("{w}");
-    }
-    let tunnel = tunnel::start_server(
+    Ok(Prepared {
+        name: None,
+        role: "server",
+        loaded,
         listen,
-        args.target.clone(),
-        loaded.config,
-        options(&args.run),
-    )
-    .await?;
-    info!(
-        "mkcp server listening on udp {}, forwarding to tcp {}",
-        tunnel.local_addr(),
-        args.target
-    );
-    serve_until_signal(tunnel, signals, &args.run).await
+        peer: ("target", args.target, target),
+        metrics: metrics_addr(&args.run).await?,
+        options: options(&args.run),
+        stats: args.run.stats,
+    })
 }
 
-async fn run_client(args: ClientArgs) -> Result<()> {
+async fn prepare_client(args: ClientArgs) -> Result<Prepared> {
     let loaded = config::load(&args.kcp)?;
     log_warnings(&loaded);
     let listen = cli_addr("--listen", &args.listen).await?;
     let server = cli_addr("--server", &args.server).await?;
-    if args.run.check {
-        print_check(&loaded, &[("listen", listen), ("server", server)]);
-        return Ok(());
-    }
-    let signals = Signals::new()?;
-    log_settings(&loaded);
-    if let Some(w) = config::legacy_warning(&loaded.config, &server) {
-        warn!("{w}");
-    }
-    let tunnel = tunnel::start_client(
+    Ok(Prepared {
+        name: None,
+        role: "client",
+        loaded,
         listen,
-        args.server.clone(),
-        loaded.config,
-        options(&args.run),
-    )
-    .await?;
-    info!(
-        "mkcp client listening on tcp {}, carrying connections over mKCP to udp {}",
-        tunnel.local_addr(),
-        args.server
-    );
-    serve_until_signal(tunnel, signals, &args.run).await
+        peer: ("server", args.server, server),
+        metrics: metrics_addr(&args.run).await?,
+        options: options(&args.run),
+        stats: args.run.stats,
+    })
 }
 
-/// Runs until SIGINT or SIGTERM, printing `--stats` lines, then shuts down gracefully.
-/// A second signal exits at once, with [`ForcedExit`].
-async fn serve_until_signal(mut tunnel: Tunnel, mut signals: Signals, run: &RunArgs) -> Result<()> {
-    let registry = tunnel.registry().clone();
-    let every = Duration::from_secs(run.stats.max(1));
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    let mut before = registry.snapshot();
-    let mut at = tokio::time::Instant::now();
-    let name = loop {
-        tokio::select! {
-            name = signals.recv() => break name,
-            e = tunnel.failed() => return Err(e),
-            _ = tick.tick(), if run.stats > 0 => {
-                let now = registry.snapshot();
-                println!("{}", stats::stats_line(&before, &now, at.elapsed()));
-                before = now;
-                at = tokio::time::Instant::now();
+fn print_prepared(p: &Prepared) {
+    let mut addresses = vec![("listen", p.listen), (p.peer.0, p.peer.2)];
+    addresses.extend(p.metrics.map(|m| ("metrics", m)));
+    print_check(&p.loaded, &addresses);
+}
+
+async fn run_server(args: ServerArgs) -> Result<()> {
+    let check = args.run.check;
+    let prepared = prepare_server(args).await?;
+    run_prepared(vec![prepared], check).await
+}
+
+async fn run_client(args: ClientArgs) -> Result<()> {
+    let check = args.run.check;
+    let prepared = prepare_client(args).await?;
+    run_prepared(vec![prepared], check).await
+}
+
+/// `mkcp run FILE`: every tunnel is checked before any starts.
+async fn run_file(args: cli::RunFileArgs) -> Result<()> {
+    let tunnels = runfile::load(&args.file, &args.flags)?;
+    let mut prepared = Vec::new();
+    let mut check = args.check;
+    for t in tunnels {
+        let in_tunnel = |e: anyhow::Error| {
+            let usage = e.downcast_ref::<UsageError>().is_some();
+            let msg = format!("tunnel {}: {e:#}", t.name);
+            if usage {
+                anyhow::Error::new(UsageError(msg))
+            } else {
+                anyhow::anyhow!(msg)
             }
+        };
+        let mut p = match t.spec {
+            runfile::Spec::Server(a) => {
+                check |= a.run.check;
+                prepare_server(a).await
+            }
+            runfile::Spec::Client(a) => {
+                check |= a.run.check;
+                prepare_client(a).await
+            }
+        }
+        .map_err(in_tunnel)?;
+        p.name = Some(t.name.clone());
+        prepared.push(p);
+    }
+    if check {
+        for p in &prepared {
+            if let Some(name) = &p.name {
+                println!("== tunnel {name} ({}) ==", p.role);
+            }
+            print_prepared(p);
+        }
+        return Ok(());
+    }
+    run_prepared(prepared, false).await
+}
+
+async fn run_prepared(prepared: Vec<Prepared>, check: bool) -> Result<()> {
+    if check {
+        for p in &prepared {
+            print_prepared(p);
+        }
+        return Ok(());
+    }
+    // Before "listening" is logged, so that a signal from then on stops gracefully.
+    let signals = Signals::new()?;
+    let mut running = Vec::new();
+    for p in prepared {
+        let name = p.name.clone();
+        let started = start_prepared(p).await.map_err(|e| match name {
+            Some(n) => e.context(format!("tunnel {n}")),
+            None => e,
+        })?;
+        running.push(started);
+    }
+    serve_until_signal(running, signals).await
+}
+
+/// A started tunnel with its metrics endpoint.
+struct Running {
+    name: Option<String>,
+    tunnel: Tunnel,
+    stats: u64,
+    _metrics: Option<metrics::MetricsServer>,
+}
+
+async fn start_prepared(p: Prepared) -> Result<Running> {
+    let prefix = p
+        .name
+        .as_ref()
+        .map(|n| format!("tunnel {n}: "))
+        .unwrap_or_default();
+    log_settings(&p.loaded, &prefix);
+    // Where mKCP traffic goes: the server's UDP address, or the server a client dials.
+    let mkcp_at = if p.role == "server" {
+        p.listen
+    } else {
+        p.peer.2
+    };
+    if let Some(w) = config::legacy_warning(&p.loaded.config, &mkcp_at) {
+        warn!("{prefix}{w}");
+    }
+    let (_, peer, _) = p.peer;
+    let tunnel = if p.role == "server" {
+        let t = tunnel::start_server(p.listen, peer.clone(), p.loaded.config, p.options).await?;
+        info!(
+            "{prefix}mkcp server listening on udp {}, forwarding to tcp {peer}",
+            t.local_addr()
+        );
+        t
+    } else {
+        let t = tunnel::start_client(p.listen, peer.clone(), p.loaded.config, p.options).await?;
+        info!(
+            "{prefix}mkcp client listening on tcp {}, carrying connections over mKCP to udp {peer}",
+            t.local_addr()
+        );
+        t
+    };
+    let metrics = start_metrics(p.metrics, &tunnel, p.role, &prefix).await?;
+    Ok(Running {
+        name: p.name,
+        tunnel,
+        stats: p.stats,
+        _metrics: metrics,
+    })
+}
+
+async fn metrics_addr(run: &RunArgs) -> Result<Option<std::net::SocketAddr>> {
+    match &run.metrics {
+        Some(a) => Ok(Some(cli_addr("--metrics", a).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Starts `--metrics` if asked; it is served until the returned value drops.
+async fn start_metrics(
+    addr: Option<std::net::SocketAddr>,
+    tunnel: &Tunnel,
+    role: &'static str,
+    prefix: &str,
+) -> Result<Option<metrics::MetricsServer>> {
+    let Some(addr) = addr else { return Ok(None) };
+    let server = metrics::MetricsServer::start(addr, tunnel.registry().clone(), role).await?;
+    info!(
+        "{prefix}metrics on http://{}/metrics (Prometheus) and /metrics.json",
+        server.local_addr()
+    );
+    Ok(Some(server))
+}
+
+/// Prints a tunnel's `--stats` lines every `secs` seconds (see [`stats::StatsPrinter`]).
+async fn print_stats(registry: std::sync::Arc<stats::Registry>, secs: u64, prefix: String) {
+    let every = Duration::from_secs(secs.max(1));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let mut printer = stats::StatsPrinter::new(registry.snapshot());
+    let mut at = tokio::time::Instant::now();
+    loop {
+        tick.tick().await;
+        let line = printer.line(
+            registry.snapshot(),
+            at.elapsed(),
+            std::time::SystemTime::now(),
+        );
+        if let Some(line) = line {
+            println!("{prefix}{line}");
+        }
+        at = tokio::time::Instant::now();
+    }
+}
+
+/// Runs until SIGINT or SIGTERM, printing `--stats` lines, then shuts every tunnel down
+/// gracefully. A tunnel that fails stops the others and is the error. A second signal
+/// exits at once, with [`ForcedExit`].
+async fn serve_until_signal(running: Vec<Running>, mut signals: Signals) -> Result<()> {
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tunnels = tokio::task::JoinSet::new();
+    let mut printers = tokio::task::JoinSet::new();
+    for r in running {
+        let Running {
+            name,
+            mut tunnel,
+            stats,
+            _metrics,
+        } = r;
+        if stats > 0 {
+            let prefix = name.map(|n| format!("[{n}] ")).unwrap_or_default();
+            printers.spawn(print_stats(tunnel.registry().clone(), stats, prefix));
+        }
+        let mut stop_rx = stop_rx.clone();
+        tunnels.spawn(async move {
+            let _metrics = _metrics;
+            tokio::select! {
+                e = tunnel.failed() => Err(e),
+                _ = async { let _ = stop_rx.wait_for(|s| *s).await; } => {
+                    tunnel.shutdown(SHUTDOWN_GRACE).await;
+                    Ok(())
+                }
+            }
+        });
+    }
+    let outcome = loop {
+        tokio::select! {
+            name = signals.recv() => break Ok(name),
+            Some(done) = tunnels.join_next() => match done {
+                Ok(Err(e)) => break Err(e),
+                Ok(Ok(())) => {}
+                Err(e) => break Err(anyhow::Error::new(e).context("tunnel task")),
+            },
+        }
+    };
+    printers.abort_all();
+    let _ = stop.send(true);
+    let name = match outcome {
+        Ok(name) => name,
+        Err(e) => {
+            // Let the others close their sessions before reporting it.
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+                while tunnels.join_next().await.is_some() {}
+            })
+            .await;
+            return Err(e);
         }
     };
     info!(
         "{name} received: stopping (sessions get {SHUTDOWN_GRACE:?} to close; signal again to exit now)"
     );
     tokio::select! {
-        _ = tunnel.shutdown(SHUTDOWN_GRACE) => info!("stopped"),
+        _ = async { while tunnels.join_next().await.is_some() {} } => info!("stopped"),
         name = signals.recv() => {
             warn!("{name} received again: exiting now");
             return Err(ForcedExit.into());
