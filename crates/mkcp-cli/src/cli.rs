@@ -173,11 +173,13 @@ pub struct KcpArgs {
     #[arg(long, value_name = "MS", allow_negative_numbers = true,
           value_parser = parse_u32("tti", "10 to 100 (ms)"))]
     pub tti: Option<u32>,
-    /// Uplink capacity in MiB/s, 0 to 4095; sizes the sending window [default: 5].
+    /// Uplink capacity in MiB/s, 0 to 4095: sizes the first sending window (as in V2Ray);
+    /// not a rate limit, mkcp paces at the measured path rate [default: 5].
     #[arg(long, value_name = "MIB_S", allow_negative_numbers = true,
           value_parser = parse_u32("uplinkCapacity", "0 to 4095 (MiB/s)"))]
     pub uplink: Option<u32>,
-    /// Downlink capacity in MiB/s, 0 to 4095; sizes the receiving window [default: 20].
+    /// Downlink capacity in MiB/s, 0 to 4095: sizes the receive window with
+    /// --read-buffer (the larger wins); not a rate limit [default: 20].
     #[arg(long, value_name = "MIB_S", allow_negative_numbers = true,
           value_parser = parse_u32("downlinkCapacity", "0 to 4095 (MiB/s)"))]
     pub downlink: Option<u32>,
