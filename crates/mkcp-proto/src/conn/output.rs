@@ -59,7 +59,13 @@ impl Connection {
         let mut w = self.write_acks(t, buf);
         let now_ms = Self::ms(t);
         // Who we are, ahead of data (it must not wait behind full-size segments).
-        if !self.hello.done && self.hello.sent < MAX_HELLOS && buf.len() - w >= CMD_LEN {
+        // Not while the peer is unproven: its byte budget is better spent on data,
+        // whose acknowledgement proves it.
+        if !self.hello.done
+            && self.hello.sent < MAX_HELLOS
+            && self.send_budget().is_none()
+            && buf.len() - w >= CMD_LEN
+        {
             let cmd = if self.hello.heard {
                 CMD_HELLO_HEARD
             } else {
@@ -147,6 +153,13 @@ impl Connection {
                 break;
             };
             if buf.len() - w < DATA_HEADER_LEN + seg.payload.len() {
+                // An unproven peer's byte budget is small: send what fits, so that its
+                // acknowledgement can prove it (a 1-byte request earns a 1-byte reply).
+                let room = (buf.len() - w).saturating_sub(DATA_HEADER_LEN);
+                if self.send_budget().is_some() && seg.transmit == 0 && room > 0 {
+                    self.send.split_unsent(room);
+                    continue;
+                }
                 break;
             }
             let retransmit = seg.transmit > 0;
