@@ -1,0 +1,93 @@
+//! `mkcp server` on a hostile network: a spoofed-source Ping (the legacy envelope
+//! needs no key to forge) in front of a target that speaks first gets back at most
+//! what it sent, and opens no target connection.
+
+mod common;
+
+use std::io::Write;
+use std::net::{TcpListener, UdpSocket};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use common::Proc;
+use mkcp_proto::wire::segment::{CmdSegment, Segment, CMD_PING};
+use mkcp_proto::{Codec, HeaderKind, Security};
+
+/// A TCP target that sends a 1000-byte banner to every connection (SSH, SMTP and many
+/// databases speak first); counts its accepts.
+fn banner_target() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepts = Arc::new(AtomicUsize::new(0));
+    let a = accepts.clone();
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        for mut s in listener.incoming().flatten() {
+            a.fetch_add(1, Ordering::SeqCst);
+            let _ = s.write_all(&[b'B'; 1000]);
+            held.push(s);
+        }
+    });
+    (addr, accepts)
+}
+
+#[test]
+fn a_spoofed_ping_gets_back_at_most_what_it_sent_and_no_target_connection() {
+    let (target, accepts) = banner_target();
+    let target = target.to_string();
+    let mut server = Proc::spawn(&[
+        "-v",
+        "server",
+        "--listen",
+        "127.0.0.1:0",
+        "--target",
+        &target,
+    ]);
+    let udp = server.listening_addr("udp");
+
+    // The attacker's datagram, from a spoofed loopback address.
+    let sock = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let mut codec = Codec::with_os_rng(HeaderKind::None, &Security::Legacy);
+    let mut buf = vec![0u8; 2048];
+    let off = codec.plaintext_offset();
+    let n = Segment::Cmd(CmdSegment {
+        conv: 0x1234,
+        cmd: CMD_PING,
+        option: 0,
+        sending_next: 0,
+        receiving_next: 0,
+        peer_rto: 100,
+    })
+    .emit(&mut buf[off..])
+    .unwrap();
+    let len = codec.seal(&mut buf, n).unwrap();
+    sock.send_to(&buf[..len], udp).unwrap();
+    let sent = len as u64;
+
+    // The session opens, proves nothing, and is reaped (10 s): events in the log.
+    server.wait_stderr("mKCP session opened", Duration::from_secs(5));
+    server.wait_stderr("ended before any data", Duration::from_secs(20));
+
+    // Everything the server sent to the spoofed address is queued on the socket by now.
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut back = 0u64;
+    let mut rbuf = [0u8; 2048];
+    while let Ok((n, _)) = sock.recv_from(&mut rbuf) {
+        back += n as u64;
+    }
+    eprintln!("spoofed Ping: {sent} B sent, {back} B came back");
+    assert!(back <= sent, "{back} bytes came back for {sent} sent");
+    assert_eq!(
+        accepts.load(Ordering::SeqCst),
+        0,
+        "a target connection was opened"
+    );
+    let log = server.stderr();
+    assert!(
+        !log.contains("mKCP session accepted"),
+        "a session that carried no data was logged as accepted: {log}"
+    );
+}
