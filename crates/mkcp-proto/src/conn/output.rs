@@ -56,7 +56,14 @@ impl Connection {
     }
 
     fn transmit(&mut self, t: u64, buf: &mut [u8]) -> usize {
-        let mut w = self.write_acks(t, buf);
+        let mut w = if self.send_budget().is_some() {
+            // An unproven peer's small byte budget goes to data first: its
+            // acknowledgement proves the peer and lifts the limit; acks follow.
+            let d = self.write_data(t, buf, 0);
+            d + self.write_acks(t, &mut buf[d..])
+        } else {
+            self.write_acks(t, buf)
+        };
         let now_ms = Self::ms(t);
         // Who we are, ahead of data (it must not wait behind full-size segments).
         // Not while the peer is unproven: its byte budget is better spent on data,
