@@ -223,6 +223,7 @@ async fn cli_addr(flag: &str, addr: &str) -> Result<std::net::SocketAddr> {
 fn options(run: &RunArgs) -> tunnel::Options {
     tunnel::Options {
         linger: (run.linger > 0).then(|| Duration::from_secs(run.linger)),
+        ..tunnel::Options::default()
     }
 }
 
@@ -284,7 +285,10 @@ async fn run_server(args: ServerArgs) -> Result<()> {
         listen,
         args.target.clone(),
         loaded.config,
-        options(&args.run),
+        tunnel::Options {
+            connect_on_open: args.connect_on_open,
+            ..options(&args.run)
+        },
     )
     .await?;
     info!(

@@ -91,3 +91,30 @@ fn a_spoofed_ping_gets_back_at_most_what_it_sent_and_no_target_connection() {
         "a session that carried no data was logged as accepted: {log}"
     );
 }
+
+/// With `--connect-on-open` a target that speaks first reaches a client that waits
+/// for it (through `mkcp client`): the banner fits the budget the client's own
+/// datagrams give, and the client's acknowledgement lifts the limit.
+#[test]
+fn connect_on_open_serves_a_target_that_speaks_first() {
+    use std::io::Read;
+    let (target, accepts) = banner_target();
+    let target = target.to_string();
+    let mut server = Proc::spawn(&[
+        "server",
+        "--listen",
+        "127.0.0.1:0",
+        "--target",
+        &target,
+        "--connect-on-open",
+    ]);
+    let udp = server.listening_addr("udp").to_string();
+    let mut client = Proc::spawn(&["client", "--listen", "127.0.0.1:0", "--server", &udp]);
+    let entry = client.listening_addr("tcp");
+    let mut tcp = std::net::TcpStream::connect(entry).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut banner = [0u8; 1000];
+    tcp.read_exact(&mut banner).expect("the banner arrives");
+    assert!(banner.iter().all(|&b| b == b'B'));
+    assert_eq!(accepts.load(Ordering::SeqCst), 1);
+}

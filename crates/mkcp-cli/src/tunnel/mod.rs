@@ -89,6 +89,9 @@ impl SessionSummary {
 pub struct Options {
     /// See [`Pump::with_linger`].
     pub linger: Option<Duration>,
+    /// `mkcp server`: connect to the target as soon as a session opens rather than at
+    /// its first stream bytes (for targets that speak first to clients that wait).
+    pub connect_on_open: bool,
 }
 
 /// A running tunnel end (server or client).
@@ -287,7 +290,8 @@ pub async fn start_client(
 
 /// One `mkcp server` session: the target is connected only once the session's first
 /// stream bytes arrive, so a session that never carries data (a spoofed opener, a
-/// client that never sends) costs no target connection and logs nothing at INFO.
+/// client that never sends) costs no target connection and logs nothing at INFO
+/// (unless [`Options::connect_on_open`]).
 async fn serve_lazily(
     mut kcp: KcpStream,
     peer: SocketAddr,
@@ -297,6 +301,17 @@ async fn serve_lazily(
     options: &Options,
 ) {
     let id = guard.id();
+    if options.connect_on_open {
+        info!(session = id, %peer, "mKCP session accepted; connecting to {target}");
+        match connect_tcp(target).await {
+            Ok(tcp) => serve(id, kcp, tcp, guard, stop_signal(stop_rx), options).await,
+            Err(e) => {
+                warn!(session = id, "{e:#}; closing the mKCP session");
+                close_kcp(kcp, id).await;
+            }
+        }
+        return;
+    }
     debug!(session = id, %peer, "mKCP session opened; waiting for its first data");
     let mut first = vec![0u8; 16 * 1024];
     let n = tokio::select! {
