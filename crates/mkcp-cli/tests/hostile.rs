@@ -118,3 +118,70 @@ fn connect_on_open_serves_a_target_that_speaks_first() {
     assert!(banner.iter().all(|&b| b == b'B'));
     assert_eq!(accepts.load(Ordering::SeqCst), 1);
 }
+
+/// A flood of spoofed openers from 40 addresses fills the session table (16384) while
+/// a real client transfers through `mkcp client`: the fakes are evicted, the real
+/// session is never refused, and the transfer completes.
+#[test]
+fn a_flood_of_spoofed_openers_does_not_lock_out_a_real_client() {
+    use mkcp_v2ray::net::{self, EchoServer};
+    use std::sync::atomic::AtomicBool;
+    let echo = EchoServer::start().unwrap();
+    let target = echo.addr().to_string();
+    let mut server = Proc::spawn(&["server", "--listen", "127.0.0.1:0", "--target", &target]);
+    let udp = server.listening_addr("udp");
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let (st, se) = (stop.clone(), sent.clone());
+    let flood = thread::spawn(move || {
+        let socks: Vec<UdpSocket> = (1..=40)
+            .map(|i| UdpSocket::bind(format!("127.0.10.{i}:0")).unwrap())
+            .collect();
+        let mut codec = Codec::with_os_rng(HeaderKind::None, &Security::Legacy);
+        let mut buf = vec![0u8; 2048];
+        let off = codec.plaintext_offset();
+        let mut conv: u16 = 0;
+        while !st.load(Ordering::SeqCst) {
+            for s in &socks {
+                let n = Segment::Cmd(CmdSegment {
+                    conv,
+                    cmd: CMD_PING,
+                    option: 0,
+                    sending_next: 0,
+                    receiving_next: 0,
+                    peer_rto: 100,
+                })
+                .emit(&mut buf[off..])
+                .unwrap();
+                let len = codec.seal(&mut buf, n).unwrap();
+                let _ = s.send_to(&buf[..len], udp);
+                se.fetch_add(1, Ordering::SeqCst);
+            }
+            conv = conv.wrapping_add(1);
+            // About 5,000 openers per second (the flood was 2,000): the table
+            // fills in about 3 s and stays full, as fakes live 10 s unless evicted.
+            thread::sleep(Duration::from_millis(8));
+        }
+    });
+    // The table is full once a summary line reports evictions.
+    let line = server.wait_stderr("evicted", Duration::from_secs(30));
+    assert!(!line.contains(" 0 evicted"), "{line}");
+    let mut client = Proc::spawn(&[
+        "client",
+        "--listen",
+        "127.0.0.1:0",
+        "--server",
+        &udp.to_string(),
+    ]);
+    let entry = client.listening_addr("tcp");
+    let started = std::time::Instant::now();
+    let report = net::transfer_echo(entry, 1 << 20, 1, Duration::from_secs(30));
+    let took = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    flood.join().unwrap();
+    eprintln!(
+        "flood of {} spoofed openers: a 1 MiB echo took {took:?}; {line}",
+        sent.load(Ordering::SeqCst)
+    );
+    report.expect("the real client's transfer completes during the flood");
+}
