@@ -10,6 +10,10 @@ use crate::wire::segment::{
     CMD_TERMINATE, DATA_HEADER_LEN,
 };
 
+/// Plaintext bytes of budget an ack to an unproven peer must leave for a reply: a Data
+/// segment with 16 bytes of payload.
+const UNPROVEN_ACK_RESERVE: usize = DATA_HEADER_LEN + 16;
+
 impl Connection {
     /// Writes the plaintext of the next datagram into `buf` and returns its length, or
     /// `None` if nothing is to be sent now.
@@ -59,8 +63,12 @@ impl Connection {
         let mut w = if self.send_budget().is_some() {
             // An unproven peer's small byte budget goes to data first: its
             // acknowledgement proves the peer and lifts the limit; acks follow.
+            // Acks only while budget for a small reply stays: a client whose first
+            // datagram was lost has given little, and an ack that eats it would make
+            // the reply wait for its keep-alives; unacked, it retransmits instead.
             let d = self.write_data(t, buf, 0);
-            d + self.write_acks(t, &mut buf[d..])
+            let end = buf.len().saturating_sub(UNPROVEN_ACK_RESERVE).max(d);
+            d + self.write_acks(t, &mut buf[d..end])
         } else {
             self.write_acks(t, buf)
         };
