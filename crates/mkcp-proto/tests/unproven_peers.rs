@@ -318,3 +318,35 @@ fn a_peer_that_never_opens_its_window_is_closed_after_the_bound() {
     assert!(p.elapsed() >= bound, "not before the bound");
     assert_eq!(p.s().ep.stats().sessions_stalled, 0, "still terminating");
 }
+
+/// Keep-alives to an unproven peer that never answers stop after two, even with
+/// budget to spare (ten Pings' worth).
+#[test]
+fn keep_alives_to_a_silent_unproven_peer_stop_after_two() {
+    let mut kcp = Config::default();
+    kcp.tuning.ping_interval_ms = 1_000;
+    let mut s = Server::new(EndpointConfig::server(kcp), Vec::new());
+    let mut c = codec();
+    let peer = addr("127.0.0.4:5000");
+    for _ in 0..10 {
+        s.input(peer, sealed(&mut c, ping(11)));
+    }
+    let mut datagrams = 0;
+    let mut buf = vec![0u8; 2048];
+    let until = s.now + Duration::from_secs(9);
+    while let Some(t) = s.ep.poll_timeout() {
+        if t > until {
+            break;
+        }
+        s.now = s.now.max(t);
+        s.ep.handle_timeout(s.now);
+        while s.ep.poll_transmit(s.now, &mut buf).is_some() {
+            datagrams += 1;
+        }
+    }
+    assert!(
+        datagrams <= 2,
+        "{datagrams} datagrams sent to a silent unproven peer in 9 s"
+    );
+    assert_eq!(s.ep.live_sessions(), 1, "not reaped yet");
+}
