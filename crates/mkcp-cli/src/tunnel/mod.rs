@@ -37,6 +37,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a session may take to close its mKCP stream once the tunnel stops.
 const CLOSE_TIMEOUT: Duration = Duration::from_millis(1500);
 
+/// Bytes of the first read of a lazily connected session (see `serve_lazily`).
+const FIRST_READ: usize = 512;
+
 /// At most one summary line of session churn per this interval (`mkcp server`).
 pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -313,7 +316,9 @@ async fn serve_lazily(
         return;
     }
     debug!(session = id, %peer, "mKCP session opened; waiting for its first data");
-    let mut first = vec![0u8; 16 * 1024];
+    // Small: every waiting session holds it (a flood of openers fills the table with
+    // them); the pump moves the rest.
+    let mut first = [0u8; FIRST_READ];
     let n = tokio::select! {
         r = kcp.read(&mut first) => r,
         _ = stop_signal(stop_rx) => {
@@ -356,7 +361,6 @@ async fn serve_lazily(
         .session()
         .from_kcp
         .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-    drop(first);
     serve(id, kcp, tcp, guard, stop_signal(stop_rx), options).await;
 }
 
