@@ -85,6 +85,11 @@ pub struct ServerArgs {
     /// TCP address each session is connected to, e.g. 127.0.0.1:22.
     #[arg(long, short = 't', value_name = "TCP_ADDR")]
     pub target: String,
+    /// Connect to the target as soon as a session opens, not at its first data. Needed
+    /// when the target speaks first (SMTP, MySQL) and the client waits for it; each
+    /// spoofed opener then costs a target connection (what goes back stays limited).
+    #[arg(long)]
+    pub connect_on_open: bool,
     #[command(flatten)]
     pub kcp: KcpArgs,
     #[command(flatten)]

@@ -265,6 +265,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let echo_addr = echo.addr();
     let options = tunnel::Options {
         linger: Some(Duration::from_secs(5)),
+        ..tunnel::Options::default()
     };
     let server = tunnel::start_server(
         LOCALHOST,

@@ -235,6 +235,7 @@ async fn cli_addr(flag: &str, addr: &str) -> Result<std::net::SocketAddr> {
 fn options(run: &RunArgs) -> tunnel::Options {
     tunnel::Options {
         linger: (run.linger > 0).then(|| Duration::from_secs(run.linger)),
+        ..tunnel::Options::default()
     }
 }
 
@@ -310,7 +311,10 @@ async fn prepare_server(args: ServerArgs) -> Result<Prepared> {
         listen,
         peer: ("target", args.target, target),
         metrics: metrics_addr(&args.run).await?,
-        options: options(&args.run),
+        options: tunnel::Options {
+            connect_on_open: args.connect_on_open,
+            ..options(&args.run)
+        },
         stats: args.run.stats,
     })
 }

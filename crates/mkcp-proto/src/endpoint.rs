@@ -4,7 +4,10 @@
 //! (peer address, conversation id of the first segment), creates sessions when it
 //! accepts incoming ones (a listener), and seals what the connections send. Limits on
 //! the number of sessions, in total and per source address, keep a flood from
-//! exhausting memory. One timer for all connections: [`Endpoint::poll_timeout`] is the
+//! exhausting memory; when the table is full, the oldest session whose peer never
+//! proved reachability makes room (so a flood of spoofed openers cannot lock real
+//! clients out), and until a peer proves it receives what we send, its session sends
+//! it no more bytes than it received (anti-amplification, docs/DESIGN.md). One timer for all connections: [`Endpoint::poll_timeout`] is the
 //! earliest deadline of any of them (a heap with lazy invalidation).
 
 use std::cmp::Reverse;
@@ -17,8 +20,20 @@ use rand::{Rng, SeedableRng};
 
 use crate::config::Config;
 use crate::conn::{ConnEvent, Connection, ConnectionError, ConnectionStats, State};
-use crate::wire::segment::Segment;
+use crate::wire::segment::{Segment, CMD_LEN};
 use crate::wire::{segments, Codec, MAX_DATAGRAM};
+
+/// Default limit of live sessions: an idle session costs about 1.4 KB (issue 11, item
+/// 4), so 16384 of them hold about 23 MB; floods are handled by eviction of unproven
+/// sessions, not by a small table.
+pub const DEFAULT_MAX_SESSIONS: usize = 16384;
+
+/// Default limit of live sessions from one source IP address: a sixteenth of the
+/// table, so one address can never hold it (spoofing needs many addresses to fill it,
+/// and eviction handles that), while one NAT carrying many honest users still fits
+/// 1024 of them. Past it, the
+/// address's own oldest unproven session makes room; its proven ones are never evicted.
+pub const DEFAULT_MAX_SESSIONS_PER_IP: usize = 1024;
 
 /// Settings of an endpoint.
 #[derive(Clone, Debug)]
@@ -35,13 +50,14 @@ pub struct EndpointConfig {
 }
 
 impl EndpointConfig {
-    /// A listener's settings with default limits (4096 sessions, 512 per address).
+    /// A listener's settings with default limits ([`DEFAULT_MAX_SESSIONS`] sessions,
+    /// [`DEFAULT_MAX_SESSIONS_PER_IP`] per address).
     pub fn server(kcp: Config) -> EndpointConfig {
         EndpointConfig {
             kcp,
             accept_incoming: true,
-            max_sessions: 4096,
-            max_sessions_per_ip: 512,
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            max_sessions_per_ip: DEFAULT_MAX_SESSIONS_PER_IP,
         }
     }
 
@@ -115,8 +131,20 @@ pub struct EndpointStats {
     pub dropped_invalid: u64,
     /// Dropped: no session and none may be created (dialer, or a Terminate).
     pub dropped_unknown: u64,
-    /// New sessions refused by the limits.
+    /// New sessions refused by the limits (no unproven session could make room).
     pub sessions_refused: u64,
+    /// Unproven sessions evicted to make room for a new one (the table was full).
+    pub sessions_evicted: u64,
+    /// Accepted sessions reaped because their peer proved nothing in time.
+    pub sessions_reaped_unproven: u64,
+    /// Sessions ended by the idle timeout (nothing received).
+    pub sessions_timed_out: u64,
+    /// Sessions closed because their peer kept its window closed (or acknowledged
+    /// nothing) while data waited.
+    pub sessions_stalled: u64,
+    /// Times a connection had something to send but its anti-amplification budget
+    /// (bytes received from an unproven peer) did not allow it.
+    pub transmits_budget_limited: u64,
     /// Sessions created (accepted or dialed).
     pub sessions_created: u64,
     /// Datagrams produced by [`Endpoint::poll_transmit`].
@@ -152,6 +180,10 @@ pub struct Endpoint {
     live: usize,
     timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
     ready: VecDeque<u32>,
+    /// Accepted sessions in creation order that may still be unproven (index, gen);
+    /// entries that got proven or ended are skipped and pruned lazily. Its length
+    /// stays within the sessions created in the last `UNPROVEN_US`.
+    unproven: VecDeque<(u32, u32)>,
     events: VecDeque<Event>,
     stats: EndpointStats,
     due_scratch: Vec<u32>,
@@ -176,6 +208,7 @@ impl Endpoint {
             live: 0,
             timers: BinaryHeap::new(),
             ready: VecDeque::new(),
+            unproven: VecDeque::new(),
             events: VecDeque::new(),
             stats: EndpointStats::default(),
             due_scratch: Vec::new(),
@@ -294,12 +327,15 @@ impl Endpoint {
                     self.stats.dropped_unknown += 1;
                     return;
                 }
-                if self.check_limits(peer).is_err() {
+                if self.check_limits(peer).is_err() && !self.make_room(now, peer) {
                     self.stats.sessions_refused += 1;
                     return;
                 }
-                let conn = Connection::new(key.1, &self.config.kcp, self.max_plaintext(), now);
+                let mut conn = Connection::new(key.1, &self.config.kcp, self.max_plaintext(), now);
+                conn.set_accepted();
                 let id = self.insert(conn, peer, now);
+                self.prune_unproven();
+                self.unproven.push_back((id.index, id.gen));
                 self.events.push_back(Event::NewConnection(id));
                 id.index
             }
@@ -309,6 +345,55 @@ impl Endpoint {
             e.conn.count_wire(0, wire_len);
         }
         self.service(index);
+    }
+
+    /// Whether the queued entry is a live, still unproven session; its peer address.
+    fn unproven_peer(&self, index: u32, gen: u32) -> Option<SocketAddr> {
+        match self.slots.get(index as usize) {
+            Some(Some(e))
+                if e.gen == gen
+                    && e.in_table
+                    && e.conn.state() != State::Terminated
+                    && !e.conn.peer_reachable() =>
+            {
+                Some(e.peer)
+            }
+            _ => None,
+        }
+    }
+
+    /// Drops queue entries at the front that are no longer unproven sessions.
+    fn prune_unproven(&mut self) {
+        while let Some(&(index, gen)) = self.unproven.front() {
+            if self.unproven_peer(index, gen).is_some() {
+                break;
+            }
+            self.unproven.pop_front();
+        }
+    }
+
+    /// Evicts the oldest unproven session that frees the limit `peer` hit (any for the
+    /// total limit, one of the same address for the per-address limit). Proven
+    /// sessions are never evicted. Returns whether the new session now fits.
+    fn make_room(&mut self, now: Instant, peer: SocketAddr) -> bool {
+        self.prune_unproven();
+        // One of the same address frees both limits; any frees only the total one.
+        let ip_full =
+            self.per_ip.get(&peer.ip()).copied().unwrap_or(0) >= self.config.max_sessions_per_ip;
+        let pos = self.unproven.iter().position(|&(index, gen)| {
+            self.unproven_peer(index, gen)
+                .is_some_and(|p| !ip_full || p.ip() == peer.ip())
+        });
+        let Some(pos) = pos else { return false };
+        let Some((index, _)) = self.unproven.remove(pos) else {
+            return false;
+        };
+        if let Some(Some(e)) = self.slots.get_mut(index as usize) {
+            e.conn.evict(now);
+            self.stats.sessions_evicted += 1;
+        }
+        self.service(index);
+        self.check_limits(peer).is_ok() || self.make_room(now, peer)
     }
 
     /// Collects a connection's events, updates the session table, marks it as having
@@ -324,6 +409,16 @@ impl Endpoint {
         if e.conn.state() == State::Terminated {
             if e.in_table {
                 e.in_table = false;
+                match e.conn.error() {
+                    Some(ConnectionError::Unproven { .. }) => {
+                        self.stats.sessions_reaped_unproven += 1
+                    }
+                    Some(ConnectionError::TimedOut { .. }) => self.stats.sessions_timed_out += 1,
+                    Some(
+                        ConnectionError::ZeroWindow { .. } | ConnectionError::NoProgress { .. },
+                    ) => self.stats.sessions_stalled += 1,
+                    _ => {}
+                }
                 let key = (e.peer, e.conn.conv());
                 let ip = e.peer.ip();
                 if self.by_key.get(&key) == Some(&index) {
@@ -378,6 +473,7 @@ impl Endpoint {
     /// [`MAX_DATAGRAM`] bytes). Round-robin across connections.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         let off = self.codec.plaintext_offset();
+        let suffix = self.codec.envelope().suffix_len();
         let end = buf
             .len()
             .min(MAX_DATAGRAM)
@@ -392,7 +488,26 @@ impl Endpoint {
                 self.ready.pop_front();
                 continue;
             };
-            match e.conn.poll_transmit(now, &mut buf[off..end]) {
+            // Anti-amplification: an unproven peer gets at most what it sent us.
+            let limit = match e.conn.send_budget() {
+                None => end,
+                Some(b) => {
+                    let room = usize::try_from(b)
+                        .unwrap_or(usize::MAX)
+                        .saturating_sub(off + suffix);
+                    off + room.min(end - off)
+                }
+            };
+            if limit < off + CMD_LEN {
+                if e.conn.has_output_due() {
+                    self.stats.transmits_budget_limited += 1;
+                }
+                e.ready = false;
+                self.ready.pop_front();
+                self.service_after_transmit(index);
+                continue;
+            }
+            match e.conn.poll_transmit(now, &mut buf[off..limit]) {
                 Some(len) => {
                     let peer = e.peer;
                     match self.codec.seal(buf, len) {

@@ -23,7 +23,9 @@ pub mod endpoint;
 pub mod wire;
 
 pub use config::{Config, ConfigError, Tuning};
-pub use conn::{ConnEvent, Connection, ConnectionError, ConnectionStats, State};
+pub use conn::{
+    ConnEvent, Connection, ConnectionError, ConnectionStats, State, STALL_US, UNPROVEN_US,
+};
 pub use endpoint::{
     ConnId, Endpoint, EndpointConfig, EndpointError, EndpointStats, Event, Transmit,
 };

@@ -87,7 +87,15 @@ impl World {
         World {
             now: Instant::now(),
             server: Endpoint::new(
-                EndpointConfig::server(Config::default()),
+                {
+                    // Every client is on 10.0.1.1, and finished sessions stay in the
+                    // table while Terminating (8 s): the per-address limit is what
+                    // bounds the table here. The old default (512) keeps the warm-up
+                    // long enough to reach that size; the default is now 1024.
+                    let mut cfg = EndpointConfig::server(Config::default());
+                    cfg.max_sessions_per_ip = 512;
+                    cfg
+                },
                 StdRng::seed_from_u64(1),
             ),
             server_addr,

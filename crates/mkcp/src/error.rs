@@ -63,6 +63,32 @@ pub enum Error {
     /// The configuration is invalid. Maps to [`io::ErrorKind::InvalidInput`].
     #[error("invalid mKCP configuration: {0}")]
     Config(#[from] ConfigError),
+    /// The peer kept its receive window closed for the bound (60 s) while we had data
+    /// to send: it answers but does not read. Maps to [`io::ErrorKind::TimedOut`].
+    #[error("peer advertised no receive window for {timeout_ms} ms")]
+    ZeroWindow {
+        /// The bound (`mkcp_proto::STALL_US`).
+        timeout_ms: u32,
+    },
+    /// The peer acknowledged nothing for the bound (60 s) while we had data to send.
+    /// Maps to [`io::ErrorKind::TimedOut`].
+    #[error("peer acknowledged nothing for {timeout_ms} ms while data was waiting")]
+    NoProgress {
+        /// The bound (`mkcp_proto::STALL_US`).
+        timeout_ms: u32,
+    },
+    /// An accepted session whose peer never proved that it receives our datagrams (no
+    /// acknowledgement, no stream data) within the bound was reaped. Maps to
+    /// [`io::ErrorKind::TimedOut`].
+    #[error("peer never proved it receives our datagrams within {timeout_ms} ms")]
+    Unproven {
+        /// The bound (`mkcp_proto::UNPROVEN_US`).
+        timeout_ms: u32,
+    },
+    /// An unproven session was evicted to make room for a new one (the session table
+    /// was full). Maps to [`io::ErrorKind::ConnectionAborted`].
+    #[error("evicted: the session table was full and the peer had never proved reachability")]
+    Evicted,
     /// A graceful close ended with data the peer never acknowledged (the peer closed
     /// first, or stopped acknowledging for 15 s). Maps to
     /// [`io::ErrorKind::ConnectionReset`].
@@ -89,6 +115,10 @@ impl Error {
             Error::NotListening => io::ErrorKind::Unsupported,
             Error::Config(_) => io::ErrorKind::InvalidInput,
             Error::Undelivered { .. } => io::ErrorKind::ConnectionReset,
+            Error::ZeroWindow { .. } | Error::NoProgress { .. } | Error::Unproven { .. } => {
+                io::ErrorKind::TimedOut
+            }
+            Error::Evicted => io::ErrorKind::ConnectionAborted,
         }
     }
 }
@@ -104,6 +134,12 @@ impl From<ConnectionError> for Error {
         match e {
             ConnectionError::TimedOut { timeout_ms } => Error::TimedOut { timeout_ms },
             ConnectionError::PeerClosed => Error::PeerClosed,
+            ConnectionError::ZeroWindow { timeout_ms } => Error::ZeroWindow { timeout_ms },
+            ConnectionError::NoProgress { timeout_ms } => Error::NoProgress { timeout_ms },
+            ConnectionError::Unproven { timeout_ms } => Error::Unproven { timeout_ms },
+            ConnectionError::Evicted => Error::Evicted,
+            ConnectionError::Closed => Error::Closed,
+            // Variants added later to the (non-exhaustive) core enum.
             _ => Error::Closed,
         }
     }
@@ -123,4 +159,25 @@ impl From<EndpointError> for Error {
 
 pub(crate) fn io_err(e: impl Into<Error>) -> io::Error {
     e.into().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_and_unproven_peers_keep_their_reason() {
+        let e: io::Error = io_err(ConnectionError::ZeroWindow { timeout_ms: 60_000 });
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(
+            e.to_string(),
+            "peer advertised no receive window for 60000 ms"
+        );
+        let e: Error = ConnectionError::NoProgress { timeout_ms: 60_000 }.into();
+        assert!(matches!(e, Error::NoProgress { timeout_ms: 60_000 }));
+        let e: Error = ConnectionError::Unproven { timeout_ms: 10_000 }.into();
+        assert!(matches!(e, Error::Unproven { timeout_ms: 10_000 }));
+        let e: Error = ConnectionError::Evicted.into();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionAborted);
+    }
 }

@@ -51,7 +51,7 @@ pub struct KcpListener {
 }
 
 impl KcpListener {
-    /// Binds a listener on `addr` with default session limits (4096 sessions, 512 per
+    /// Binds a listener on `addr` with default session limits (16384 sessions, 1024 per
     /// source address). Fails with [`io::ErrorKind::InvalidInput`] if `config` is
     /// invalid, and as `UdpSocket::bind` does otherwise.
     ///

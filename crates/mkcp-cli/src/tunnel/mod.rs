@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _, Result};
-use mkcp_proto::Config;
-use tokio::io::AsyncWriteExt;
+use mkcp_proto::{Config, EndpointStats};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
@@ -37,11 +37,64 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a session may take to close its mKCP stream once the tunnel stops.
 const CLOSE_TIMEOUT: Duration = Duration::from_millis(1500);
 
+/// Bytes of the first read of a lazily connected session (see `serve_lazily`).
+const FIRST_READ: usize = 512;
+
+/// At most one summary line of session churn per this interval (`mkcp server`).
+pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The rate-limited summary of how many sessions were opened and dropped, and why:
+/// under a flood of spoofed openers, per-session lines are DEBUG only (those sessions
+/// never carry data) and this line says what happened instead.
+#[derive(Debug, Clone)]
+pub struct SessionSummary {
+    last: EndpointStats,
+}
+
+impl SessionSummary {
+    /// Starts from the endpoint's current counters.
+    pub fn new(now: EndpointStats) -> SessionSummary {
+        SessionSummary { last: now }
+    }
+
+    /// The line for what changed since the last call (`None`: no session was opened or
+    /// dropped, nothing to say).
+    pub fn update(&mut self, now: EndpointStats) -> Option<String> {
+        let d = |a: u64, b: u64| a.saturating_sub(b);
+        let opened = d(now.sessions_created, self.last.sessions_created);
+        let evicted = d(now.sessions_evicted, self.last.sessions_evicted);
+        let refused = d(now.sessions_refused, self.last.sessions_refused);
+        let reaped = d(
+            now.sessions_reaped_unproven,
+            self.last.sessions_reaped_unproven,
+        );
+        let timed_out = d(now.sessions_timed_out, self.last.sessions_timed_out);
+        let stalled = d(now.sessions_stalled, self.last.sessions_stalled);
+        let invalid = d(now.dropped_invalid, self.last.dropped_invalid);
+        self.last = now;
+        if opened + evicted + refused + reaped + timed_out + stalled + invalid == 0 {
+            return None;
+        }
+        Some(format!(
+            "sessions in the last {}s: {opened} opened, {evicted} evicted (table full, peer never \
+             proved reachability), {refused} refused (table full of proven sessions), {reaped} \
+             reaped (peer proved nothing within {} s), {timed_out} timed out (peer silent), \
+             {stalled} closed (peer took no data for {} s); {invalid} invalid datagrams dropped",
+            SUMMARY_INTERVAL.as_secs(),
+            mkcp_proto::UNPROVEN_US / 1_000_000,
+            mkcp_proto::STALL_US / 1_000_000,
+        ))
+    }
+}
+
 /// Behaviour of the sessions.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// See [`Pump::with_linger`].
     pub linger: Option<Duration>,
+    /// `mkcp server`: connect to the target as soon as a session opens rather than at
+    /// its first stream bytes (for targets that speak first to clients that wait).
+    pub connect_on_open: bool,
 }
 
 /// A running tunnel end (server or client).
@@ -128,27 +181,25 @@ pub async fn start_server(
         let mut sessions = JoinSet::new();
         let stopping = stop_signal(&stop_rx);
         tokio::pin!(stopping);
+        let mut summary = SessionSummary::new(listener.stats());
+        let mut summary_tick = tokio::time::interval(SUMMARY_INTERVAL);
+        summary_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = &mut stopping => break,
+                _ = summary_tick.tick() => {
+                    if let Some(line) = summary.update(listener.stats()) {
+                        info!("{line}");
+                    }
+                }
                 accepted = listener.accept() => match accepted {
                     Ok((kcp, peer)) => {
                         let guard = reg.register();
-                        let stop = stop_signal(&stop_rx);
+                        let stop_rx = stop_rx.clone();
                         let target = target.clone();
                         let options = options.clone();
                         sessions.spawn(async move {
-                            let id = guard.id();
-                            info!(session = id, %peer, "mKCP session accepted; connecting to {target}");
-                            let tcp = match connect_tcp(&target).await {
-                                Ok(tcp) => tcp,
-                                Err(e) => {
-                                    warn!(session = id, "{e:#}; closing the mKCP session");
-                                    close_kcp(kcp, id).await;
-                                    return;
-                                }
-                            };
-                            serve(id, kcp, tcp, &guard, stop, &options).await;
+                            serve_lazily(kcp, peer, &target, &guard, &stop_rx, &options).await;
                         });
                     }
                     Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {
@@ -240,6 +291,79 @@ pub async fn start_client(
     })
 }
 
+/// One `mkcp server` session: the target is connected only once the session's first
+/// stream bytes arrive, so a session that never carries data (a spoofed opener, a
+/// client that never sends) costs no target connection and logs nothing at INFO
+/// (unless [`Options::connect_on_open`]).
+async fn serve_lazily(
+    mut kcp: KcpStream,
+    peer: SocketAddr,
+    target: &str,
+    guard: &stats::SessionGuard,
+    stop_rx: &watch::Receiver<bool>,
+    options: &Options,
+) {
+    let id = guard.id();
+    if options.connect_on_open {
+        info!(session = id, %peer, "mKCP session accepted; connecting to {target}");
+        match connect_tcp(target).await {
+            Ok(tcp) => serve(id, kcp, tcp, guard, stop_signal(stop_rx), options).await,
+            Err(e) => {
+                warn!(session = id, "{e:#}; closing the mKCP session");
+                close_kcp(kcp, id).await;
+            }
+        }
+        return;
+    }
+    debug!(session = id, %peer, "mKCP session opened; waiting for its first data");
+    // Small: every waiting session holds it (a flood of openers fills the table with
+    // them); the pump moves the rest.
+    let mut first = [0u8; FIRST_READ];
+    let n = tokio::select! {
+        r = kcp.read(&mut first) => r,
+        _ = stop_signal(stop_rx) => {
+            debug!(session = id, "closing (shutting down) before any data");
+            close_kcp(kcp, id).await;
+            return;
+        }
+    };
+    let n = match n {
+        Ok(0) => {
+            debug!(session = id, "mKCP session ended before any data");
+            close_kcp(kcp, id).await;
+            return;
+        }
+        Ok(n) => n,
+        Err(e) => {
+            debug!(session = id, "mKCP session ended before any data: {e}");
+            drop(kcp);
+            return;
+        }
+    };
+    info!(session = id, %peer, "mKCP session accepted; connecting to {target}");
+    let mut tcp = match connect_tcp(target).await {
+        Ok(tcp) => tcp,
+        Err(e) => {
+            warn!(session = id, "{e:#}; closing the mKCP session");
+            close_kcp(kcp, id).await;
+            return;
+        }
+    };
+    if let Err(e) = tcp.write_all(&first[..n]).await {
+        warn!(
+            session = id,
+            "writing to target {target}: {e}; closing the mKCP session"
+        );
+        close_kcp(kcp, id).await;
+        return;
+    }
+    guard
+        .session()
+        .from_kcp
+        .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    serve(id, kcp, tcp, guard, stop_signal(stop_rx), options).await;
+}
+
 async fn connect_tcp(target: &str) -> Result<TcpStream> {
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target))
         .await
@@ -327,5 +451,26 @@ async fn serve(
             drop(tcp);
             close_kcp(kcp, id).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_says_what_changed_and_nothing_when_nothing_did() {
+        let mut s = SessionSummary::new(EndpointStats::default());
+        assert_eq!(s.update(EndpointStats::default()), None);
+        let mut now = EndpointStats::default();
+        now.sessions_created = 40;
+        now.sessions_evicted = 7;
+        now.sessions_reaped_unproven = 30;
+        let line = s.update(now.clone()).expect("a line");
+        assert!(line.contains("40 opened"), "{line}");
+        assert!(line.contains("7 evicted"), "{line}");
+        assert!(line.contains("30 reaped"), "{line}");
+        assert!(line.contains("0 refused"), "{line}");
+        assert_eq!(s.update(now), None, "counts are per interval");
     }
 }

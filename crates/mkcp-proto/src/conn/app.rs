@@ -16,6 +16,9 @@ impl Connection {
             State::PeerClosed | State::PeerTerminating => return Err(ConnectionError::PeerClosed),
             _ => return Err(ConnectionError::Closed),
         }
+        if self.send.is_empty() {
+            self.guard.stall_from_us = self.now_us.max(self.us(now));
+        }
         let n = self.send.write(
             data,
             self.v2ray.is_none(),

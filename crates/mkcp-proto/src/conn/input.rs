@@ -23,6 +23,7 @@ impl Connection {
         let t = self.advance(now);
         self.times.last_incoming_us = t;
         self.stats.datagrams_received += 1;
+        self.guard.pings_unanswered = 0;
         let mut wake = false;
         for seg in segments(plaintext) {
             if seg.conv() != self.conv {
@@ -81,6 +82,7 @@ impl Connection {
             Accept::Duplicate | Accept::Stored => {
                 self.times.last_data_us = self.now_us;
                 if verdict == Accept::Stored {
+                    self.guard.data_in = true;
                     self.shaper.on_arrival(self.now_us);
                 }
                 match self.v2ray.as_deref_mut() {
@@ -116,13 +118,16 @@ impl Connection {
             self.stats.implausible += 1;
             return;
         }
+        // The ack that proves an unproven peer covers only what its small byte budget
+        // allowed: no rate sample (it would start the bandwidth estimate from bytes).
+        let sample = self.send_budget().is_none();
         let (freed, newest) = self.send.ack_cumulative_sampled(rn);
         if freed > 0 {
             self.times.progress_us = t;
             self.cc.delivered += freed;
             self.cc.delivered_us = t;
             self.stats.bytes_acked += freed;
-            if let Some(info) = newest {
+            if let Some(info) = newest.filter(|_| sample) {
                 self.cc.rate.on_delivery(
                     t,
                     info.delivered,
@@ -148,6 +153,8 @@ impl Connection {
         let mut newest_sent: Option<u64> = None;
         let mut rtt_us: Option<u64> = None;
         let mut spurious = false;
+        // See `apply_cumulative`: the proving ack gives no rate sample.
+        let sample = self.send_budget().is_none();
         for k in a.numbers.iter() {
             let Some(info) = self.send.ack_number(k) else {
                 continue;
@@ -168,6 +175,9 @@ impl Connection {
             newest_sent = Some(newest_sent.map_or(info.sent_us, |n| n.max(info.sent_us)));
             if info.transmit == 1 {
                 rtt_us = Some(t.saturating_sub(info.sent_us));
+            }
+            if !sample {
+                continue;
             }
             self.cc.rate.on_delivery(
                 t,

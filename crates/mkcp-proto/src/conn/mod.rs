@@ -58,6 +58,8 @@ use shaper::Shaper;
 use timer::TERMINATE_INTERVAL_US;
 use v2ray::V2rayMode;
 
+pub use timer::{STALL_US, UNPROVEN_US};
+
 /// Command byte of our end-of-stream marker (a CmdOnly segment; V2Ray treats it as a
 /// Ping). Its `sendingNext` is the number after the last segment of the stream.
 pub const CMD_FIN: u8 = 0xF1;
@@ -76,6 +78,10 @@ pub const CMD_HELLO_HEARD: u8 = 0xF3;
 /// answers within a round trip; 64 lost in a row (at 20 % loss: 1e-45) would make us
 /// pace an mkcp sender as if it were V2Ray's.
 const MAX_HELLOS: u8 = 64;
+
+/// Keep-alive Pings sent to an unproven peer that has not answered since: then they
+/// stop (a spoofed opener gets no more; a live peer answers within a round trip).
+pub const MAX_UNANSWERED_PINGS: u8 = 2;
 
 /// Largest peer receive window we believe (segments). Larger advertisements are
 /// treated as implausible.
@@ -114,6 +120,29 @@ pub enum ConnectionError {
     /// The connection was closed locally (or its write side shut down).
     #[error("connection is closed")]
     Closed,
+    /// An accepted session whose peer never proved that it receives what we send (no
+    /// acknowledgement of our data, no stream data from it) within the bound: reaped.
+    #[error("peer never proved it receives our datagrams within {timeout_ms} ms")]
+    Unproven {
+        /// The bound (`UNPROVEN_US`).
+        timeout_ms: u32,
+    },
+    /// An unproven session was evicted to make room for a new one (the table was full).
+    #[error("evicted: the session table was full and the peer had never proved reachability")]
+    Evicted,
+    /// The peer kept its receive window closed while we had data to send.
+    #[error("peer advertised no receive window for {timeout_ms} ms")]
+    ZeroWindow {
+        /// The bound (`STALL_US`).
+        timeout_ms: u32,
+    },
+    /// The peer acknowledged nothing while we had data to send (it answers, but never
+    /// takes our data).
+    #[error("peer acknowledged nothing for {timeout_ms} ms while data was waiting")]
+    NoProgress {
+        /// The bound (`STALL_US`).
+        timeout_ms: u32,
+    },
 }
 
 /// Something the application may want to react to.
@@ -264,6 +293,22 @@ struct Hello {
     done: bool,
 }
 
+/// Anti-amplification and reachability of an accepted session (spec of issue 11):
+/// until the peer proves it receives what we send, what we send it is limited.
+#[derive(Clone, Debug, Default)]
+struct Guard {
+    /// Accepted from a peer (not dialed): the limits below apply until proof.
+    accepted: bool,
+    /// Stream data from the peer was stored (a V2Ray client's proof of life for
+    /// reaping; it gives byte budget only, no proof that the peer receives us).
+    data_in: bool,
+    /// Keep-alive Pings sent since the last datagram from the peer.
+    pings_unanswered: u8,
+    /// When data was written into an empty send buffer (the slow-peer clock starts at
+    /// the later of this and the last acknowledgement progress).
+    stall_from_us: u64,
+}
+
 /// Half-close and close bookkeeping.
 #[derive(Clone, Debug, Default)]
 struct Closing {
@@ -303,6 +348,7 @@ pub struct Connection {
     due: Due,
     hello: Hello,
     close: Closing,
+    guard: Guard,
     error: Option<ConnectionError>,
     events: VecDeque<ConnEvent>,
     stats: ConnectionStats,
@@ -421,6 +467,7 @@ impl Connection {
             },
             shaper: Shaper::new(config.tti),
             close: Closing::default(),
+            guard: Guard::default(),
             error: None,
             events: VecDeque::new(),
             stats: ConnectionStats::default(),
@@ -436,6 +483,60 @@ impl Connection {
         if self.v2ray.is_none() {
             self.due.ping = true;
         }
+    }
+
+    /// Marks this as a session accepted from a peer that has proved nothing yet: until
+    /// it acknowledges data of ours, [`Self::send_budget`] limits what we send it to
+    /// what it sent us, keep-alives stop after [`MAX_UNANSWERED_PINGS`], and it is
+    /// reaped after `UNPROVEN_US` without acknowledgements or stream data from it.
+    pub fn set_accepted(&mut self) {
+        self.guard.accepted = true;
+    }
+
+    /// The peer acknowledged data of ours: it receives what we send (any plausible ack
+    /// progress; with the keyless legacy envelope an attacker can forge it blindly,
+    /// see docs/DESIGN.md).
+    pub fn peer_proven(&self) -> bool {
+        self.stats.bytes_acked > 0
+    }
+
+    /// The peer proved it is alive and reachable for the session table: it
+    /// acknowledged data of ours, or sent stream data (a V2Ray client's first Data).
+    /// Dialed connections always count as proven.
+    pub fn peer_reachable(&self) -> bool {
+        !self.guard.accepted || self.peer_proven() || self.guard.data_in
+    }
+
+    /// Wire bytes this connection may still send before its peer proves it receives
+    /// us (what it sent us minus what we sent it); `None`: no limit (dialed, proven,
+    /// or [`crate::Tuning::v2ray_compat`], which reproduces V2Ray: it has no such limit).
+    pub fn send_budget(&self) -> Option<u64> {
+        (self.guard.accepted && self.v2ray.is_none() && !self.peer_proven()).then(|| {
+            self.stats
+                .wire_bytes_received
+                .saturating_sub(self.stats.wire_bytes_sent)
+        })
+    }
+
+    /// Something is waiting to be sent (acks, control segments, data the windows allow).
+    pub(crate) fn has_output_due(&self) -> bool {
+        self.due.ack
+            || self.due.ping
+            || self.due.terminate
+            || self.close.fin_due
+            || !self.acks.is_empty()
+            || self.can_send_data()
+    }
+
+    /// Ends the connection at once, without a Terminate (the endpoint evicts an
+    /// unproven session to make room).
+    pub fn evict(&mut self, now: Instant) {
+        if self.state == State::Terminated {
+            return;
+        }
+        let t = self.advance(now);
+        self.error = Some(ConnectionError::Evicted);
+        self.set_state(t, State::Terminated);
     }
 
     /// Conversation id.

@@ -10,6 +10,10 @@ use crate::wire::segment::{
     CMD_TERMINATE, DATA_HEADER_LEN,
 };
 
+/// Plaintext bytes of budget an ack to an unproven peer must leave for a reply: a Data
+/// segment with 16 bytes of payload.
+const UNPROVEN_ACK_RESERVE: usize = DATA_HEADER_LEN + 16;
+
 impl Connection {
     /// Writes the plaintext of the next datagram into `buf` and returns its length, or
     /// `None` if nothing is to be sent now.
@@ -56,10 +60,27 @@ impl Connection {
     }
 
     fn transmit(&mut self, t: u64, buf: &mut [u8]) -> usize {
-        let mut w = self.write_acks(t, buf);
+        let mut w = if self.send_budget().is_some() {
+            // An unproven peer's small byte budget goes to data first: its
+            // acknowledgement proves the peer and lifts the limit; acks follow.
+            // Acks only while budget for a small reply stays: a client whose first
+            // datagram was lost has given little, and an ack that eats it would make
+            // the reply wait for its keep-alives; unacked, it retransmits instead.
+            let d = self.write_data(t, buf, 0);
+            let end = buf.len().saturating_sub(UNPROVEN_ACK_RESERVE).max(d);
+            d + self.write_acks(t, &mut buf[d..end])
+        } else {
+            self.write_acks(t, buf)
+        };
         let now_ms = Self::ms(t);
         // Who we are, ahead of data (it must not wait behind full-size segments).
-        if !self.hello.done && self.hello.sent < MAX_HELLOS && buf.len() - w >= CMD_LEN {
+        // Not while the peer is unproven: its byte budget is better spent on data,
+        // whose acknowledgement proves it.
+        if !self.hello.done
+            && self.hello.sent < MAX_HELLOS
+            && self.send_budget().is_none()
+            && buf.len() - w >= CMD_LEN
+        {
             let cmd = if self.hello.heard {
                 CMD_HELLO_HEARD
             } else {
@@ -147,6 +168,13 @@ impl Connection {
                 break;
             };
             if buf.len() - w < DATA_HEADER_LEN + seg.payload.len() {
+                // An unproven peer's byte budget is small: send what fits, so that its
+                // acknowledgement can prove it (a 1-byte request earns a 1-byte reply).
+                let room = (buf.len() - w).saturating_sub(DATA_HEADER_LEN);
+                if self.send_budget().is_some() && seg.transmit == 0 && room > 0 {
+                    self.send.split_unsent(room);
+                    continue;
+                }
                 break;
             }
             let retransmit = seg.transmit > 0;

@@ -109,6 +109,30 @@ impl SendBuffer {
         }
     }
 
+    /// Cuts the next unsent segment after `max_payload` bytes (the rest becomes the
+    /// following unsent segment), so a small byte budget can still carry data. Only
+    /// unsent segments are cut: their numbers are not on the wire yet.
+    pub fn split_unsent(&mut self, max_payload: usize) {
+        let Some(i) = self.idx(self.unsent) else {
+            return;
+        };
+        let seg = &mut self.segs[i];
+        if max_payload == 0 || seg.transmit > 0 || seg.payload.len() <= max_payload {
+            return;
+        }
+        let tail = seg.payload.split_off(max_payload);
+        seg.len = max_payload as u32;
+        let len = tail.len() as u32;
+        self.segs.insert(
+            i + 1,
+            SendSeg {
+                payload: tail,
+                len,
+                ..SendSeg::default()
+            },
+        );
+    }
+
     /// First unacknowledged number (V2Ray's `firstUna`, sent as `sendingNext`).
     pub fn una(&self) -> u32 {
         self.una

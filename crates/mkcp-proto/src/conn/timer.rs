@@ -25,6 +25,19 @@ pub(crate) const TERMINATE_INTERVAL_US: u64 = 500_000;
 /// back (they are reallocated if it gets busy again). Checked whenever a timer runs,
 /// so at the latest at the next keep-alive.
 pub(crate) const IDLE_TRIM_US: u64 = 1_000_000;
+/// An accepted session whose peer has proved nothing (no acknowledgement of our data,
+/// no stream data) is reaped this long after it opened, without a Terminate. 10 s: a
+/// V2Ray client may open with a Ping and send its first Data 5 s later (its ping
+/// interval), which counts as proof; twice that leaves room for one lost datagram.
+/// Spoofed openers then hold a slot for seconds, not the 30 s idle timeout, and a
+/// reaped session that was honest loses nothing (no data had moved: its next
+/// datagram opens it again).
+pub const UNPROVEN_US: u64 = 10_000_000;
+/// A session whose peer keeps its receive window closed, or acknowledges nothing,
+/// while we have data to send, is closed after this long (a peer that answers Pings
+/// but never reads would otherwise hold the session, and its target, forever). 60 s:
+/// far beyond any honest stall of the reader (a paused download resumes in seconds).
+pub const STALL_US: u64 = 60_000_000;
 
 /// The first instant at which more than `duration` has passed since `from`. V2Ray's
 /// closing checks are strict ("more than 4 s in PeerTerminating"), and so are ours.
@@ -54,12 +67,18 @@ pub(crate) enum Timer {
     V2rayTick,
     /// V2Ray's 5-second forced flush (V2Ray mode).
     V2rayPing,
+    /// An accepted session's peer proved nothing within [`UNPROVEN_US`]: reaped.
+    Unproven,
+    /// No acknowledgement progress for [`STALL_US`] while data waits (our sender).
+    Stall,
 }
 
 impl Timer {
     /// Every timer, in the order they fire when several are due at once.
-    pub(crate) const ALL: [Timer; 9] = [
+    pub(crate) const ALL: [Timer; 11] = [
         Timer::Idle,
+        Timer::Unproven,
+        Timer::Stall,
         Timer::Close,
         Timer::TerminateResend,
         Timer::Fin,
@@ -105,9 +124,24 @@ impl Connection {
                 let r = self.cc.pacer.ready_at(self.cc.rate.pacing_rate());
                 (r > self.now_us).then_some(r)
             }
-            Timer::KeepAlive if self.v2ray.is_none() && sending && !self.due.ping => {
+            Timer::KeepAlive
+                if self.v2ray.is_none()
+                    && sending
+                    && !self.due.ping
+                    && (self.peer_reachable()
+                        || self.guard.pings_unanswered < super::MAX_UNANSWERED_PINGS) =>
+            {
                 Some(self.times.last_send_us + u64::from(self.p.ping_ms) * 1000)
             }
+            Timer::Unproven => (live && !self.peer_reachable()).then_some(UNPROVEN_US),
+            Timer::Stall
+                if self.v2ray.is_none()
+                    && matches!(self.state, State::Active | State::PeerClosed)
+                    && !self.send.is_empty() =>
+            {
+                Some(self.times.progress_us.max(self.guard.stall_from_us) + STALL_US)
+            }
+            Timer::Stall => None,
             Timer::Retransmit | Timer::Pacing | Timer::KeepAlive => None,
         }
     }
@@ -157,7 +191,26 @@ impl Connection {
                     self.cc.lost_in_round += n as u32;
                 }
             }
-            Timer::KeepAlive => self.due.ping = true,
+            Timer::KeepAlive => {
+                self.due.ping = true;
+                self.guard.pings_unanswered = self.guard.pings_unanswered.saturating_add(1);
+            }
+            Timer::Unproven => {
+                self.error = Some(ConnectionError::Unproven {
+                    timeout_ms: (UNPROVEN_US / 1000) as u32,
+                });
+                // Nothing to tell a peer that may not exist (no Terminate).
+                self.set_state(t, State::Terminated);
+            }
+            Timer::Stall => {
+                let timeout_ms = (STALL_US / 1000) as u32;
+                self.error = Some(if self.peer.size == Some(0) {
+                    ConnectionError::ZeroWindow { timeout_ms }
+                } else {
+                    ConnectionError::NoProgress { timeout_ms }
+                });
+                self.set_state(t, State::Terminating);
+            }
             Timer::Pacing => {}
         }
     }
