@@ -224,23 +224,20 @@ impl Registry {
     }
 
     /// Adds a session; it leaves (its counters kept in the totals) when the guard drops.
+    #[cfg(test)]
     pub fn register(self: &Arc<Self>) -> SessionGuard {
         self.register_session(None)
     }
 
-    /// Like [`Registry::register`], counting the session for `peer` in
-    /// [`Snapshot::peers`] by its IP address (without the port: each conversation of a
-    /// dialler may use a new one).
-    // The tunnel does not pass peers yet (tunnel/mod.rs calls `register`).
-    #[allow(dead_code)]
+    /// Adds a session for `peer` (it leaves, its counters kept in the totals, when the
+    /// guard drops), counted in [`Snapshot::peers`] by its IP address (without the
+    /// port: each conversation of a dialler may use a new one).
     pub fn register_from(self: &Arc<Self>, peer: SocketAddr) -> SessionGuard {
         self.register_session(Some(peer.ip()))
     }
 
     /// Makes [`Registry::snapshot`] include the endpoint's counters (e.g. from
     /// `KcpListener::endpoint`), which count datagrams no session saw.
-    // The tunnel does not hand out its listener yet (tunnel/mod.rs).
-    #[allow(dead_code)]
     pub fn set_endpoint_source(&self, source: EndpointSource) {
         *lock(&self.endpoint) = Some(source);
     }
@@ -301,7 +298,7 @@ impl Registry {
     }
 }
 
-/// Keeps a session registered; see [`Registry::register`].
+/// Keeps a session registered; see [`Registry::register_from`].
 #[derive(Debug)]
 pub struct SessionGuard {
     id: u64,

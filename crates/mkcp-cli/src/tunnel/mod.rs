@@ -175,6 +175,8 @@ pub async fn start_server(
         .with_context(|| format!("cannot listen for mKCP on udp {listen}"))?;
     let local_addr = listener.local_addr().context("reading the bound address")?;
     let registry = Registry::new();
+    let endpoint = listener.endpoint().clone();
+    registry.set_endpoint_source(Box::new(move || endpoint.stats()));
     let (stop, stop_rx) = watch::channel(false);
     let reg = registry.clone();
     let task = tokio::spawn(async move {
@@ -194,7 +196,7 @@ pub async fn start_server(
                 }
                 accepted = listener.accept() => match accepted {
                     Ok((kcp, peer)) => {
-                        let guard = reg.register();
+                        let guard = reg.register_from(peer);
                         let stop_rx = stop_rx.clone();
                         let target = target.clone();
                         let options = options.clone();
@@ -251,7 +253,7 @@ pub async fn start_client(
                 _ = &mut stopping => break,
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
-                        let guard = reg.register();
+                        let guard = reg.register_from(peer);
                         let stop = stop_signal(&stop_rx);
                         let server = server.clone();
                         let config = config.clone();
