@@ -36,12 +36,14 @@ mod app;
 pub(crate) mod cc;
 mod input;
 mod output;
+mod parts;
 pub(crate) mod recv;
 pub(crate) mod rtt;
 pub(crate) mod send;
 mod seq;
 mod shaper;
 mod timer;
+mod types;
 mod v2ray;
 
 use std::collections::VecDeque;
@@ -51,11 +53,13 @@ use crate::config::Config;
 use crate::wire::segment::{DATA_HEADER_LEN, OPTION_CLOSE};
 
 use cc::{LossControl, Pacer, RateControl};
+use parts::{Closing, Congestion, Due, Guard, Hello, Params, PeerWindow, Times};
 use recv::{AckList, RecvBuffer};
 use rtt::RttEstimator;
 use send::SendBuffer;
 use shaper::Shaper;
 use timer::TERMINATE_INTERVAL_US;
+pub use types::{ConnEvent, ConnectionError, ConnectionStats, State};
 use v2ray::V2rayMode;
 
 pub use timer::{STALL_US, UNPROVEN_US};
@@ -86,247 +90,6 @@ pub const MAX_UNANSWERED_PINGS: u8 = 2;
 /// Largest peer receive window we believe (segments). Larger advertisements are
 /// treated as implausible.
 const MAX_PEER_WINDOW: u32 = 1 << 16;
-
-/// Connection states (spec §3.8).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum State {
-    /// Normal operation.
-    Active,
-    /// Closed locally; queued data is still being sent.
-    ReadyToClose,
-    /// The peer closed (Close option seen).
-    PeerClosed,
-    /// Sending Terminate, waiting to die.
-    Terminating,
-    /// The peer sent Terminate.
-    PeerTerminating,
-    /// Dead; resources released.
-    Terminated,
-}
-
-/// Why a connection failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConnectionError {
-    /// Nothing arrived from the peer for the idle timeout.
-    #[error("connection timed out: nothing received from the peer for {timeout_ms} ms")]
-    TimedOut {
-        /// The idle timeout.
-        timeout_ms: u32,
-    },
-    /// The peer closed or terminated the connection; writes are refused.
-    #[error("connection closed by the peer")]
-    PeerClosed,
-    /// The connection was closed locally (or its write side shut down).
-    #[error("connection is closed")]
-    Closed,
-    /// An accepted session whose peer never proved that it receives what we send (no
-    /// acknowledgement of our data, no stream data from it) within the bound: reaped.
-    #[error("peer never proved it receives our datagrams within {timeout_ms} ms")]
-    Unproven {
-        /// The bound (`UNPROVEN_US`).
-        timeout_ms: u32,
-    },
-    /// An unproven session was evicted to make room for a new one (the table was full).
-    #[error("evicted: the session table was full and the peer had never proved reachability")]
-    Evicted,
-    /// The peer kept its receive window closed while we had data to send.
-    #[error("peer advertised no receive window for {timeout_ms} ms")]
-    ZeroWindow {
-        /// The bound (`STALL_US`).
-        timeout_ms: u32,
-    },
-    /// The peer acknowledged nothing while we had data to send (it answers, but never
-    /// takes our data).
-    #[error("peer acknowledged nothing for {timeout_ms} ms while data was waiting")]
-    NoProgress {
-        /// The bound (`STALL_US`).
-        timeout_ms: u32,
-    },
-}
-
-/// Something the application may want to react to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ConnEvent {
-    /// Data or end-of-stream can be read.
-    Readable,
-    /// Space freed in the send buffer, or writes now fail.
-    Writable,
-    /// The connection reached [`State::Terminated`].
-    Terminated,
-}
-
-/// Counters and estimates of one connection.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ConnectionStats {
-    /// Smoothed RTT (ms).
-    pub srtt_ms: u32,
-    /// Retransmission timeout (ms).
-    pub rto_ms: u32,
-    /// Minimum RTT seen (µs), 0 if none yet.
-    pub min_rtt_us: u64,
-    /// Estimated bottleneck bandwidth (bytes/s).
-    pub bandwidth: u64,
-    /// Stream bytes written by the application and accepted.
-    pub bytes_written: u64,
-    /// Stream bytes acknowledged by the peer.
-    pub bytes_acked: u64,
-    /// Stream bytes read by the application.
-    pub bytes_read: u64,
-    /// Data segments transmitted (including retransmissions).
-    pub data_segments_sent: u64,
-    /// Data segment retransmissions.
-    pub retransmissions: u64,
-    /// Payload bytes retransmitted.
-    pub bytes_retransmitted: u64,
-    /// Data segments received (including duplicates).
-    pub data_segments_received: u64,
-    /// Duplicate or late data segments received.
-    pub duplicates_received: u64,
-    /// Data segments received beyond our receive window (dropped).
-    pub out_of_window_received: u64,
-    /// Datagrams (plaintexts) produced.
-    pub datagrams_sent: u64,
-    /// Datagrams delivered to this connection.
-    pub datagrams_received: u64,
-    /// Bytes on the wire sent (filled in by the endpoint, after sealing).
-    pub wire_bytes_sent: u64,
-    /// Bytes on the wire received (filled in by the endpoint).
-    pub wire_bytes_received: u64,
-    /// Retransmission timer expiries.
-    pub timeouts: u64,
-    /// Peer values rejected as implausible (acks beyond what we sent, huge windows).
-    pub implausible: u64,
-}
-
-/// Static parameters derived from the config.
-#[derive(Clone, Debug)]
-struct Params {
-    mss: usize,
-    max_plaintext: usize,
-    mtu: u64,
-    tti_ms: u32,
-    snd_wnd: u32,
-    send_buffer_segments: usize,
-    write_buffer_bytes: usize,
-    congestion: bool,
-    idle_ms: u32,
-    ping_ms: u32,
-    max_rto: u32,
-}
-
-/// When things last happened (connection time, µs unless named otherwise).
-#[derive(Clone, Debug, Default)]
-struct Times {
-    /// Last datagram from the peer (the idle timer counts from here).
-    last_incoming_us: u64,
-    /// Last datagram we sent (the keep-alive timer counts from here).
-    last_send_us: u64,
-    /// Last acknowledgement that freed data.
-    progress_us: u64,
-    /// Last time stream data moved (written, received or read).
-    last_data_us: u64,
-    /// Last Ping or Terminate we sent (wire milliseconds).
-    last_ping_ms: u32,
-    /// Last retransmission timeout.
-    rto_at_us: Option<u64>,
-    /// Retransmission timeouts in a row with nothing acknowledged in between.
-    rto_streak: u32,
-    /// A timeout's probe waits to be sent: it goes even if the window is full (what
-    /// was in flight is presumed lost, as TCP resets its flight size on a timeout).
-    probe_due: bool,
-}
-
-/// What we know of the peer's receive window.
-#[derive(Clone, Debug)]
-struct PeerWindow {
-    /// First number beyond the peer's window: we never send data at or past it.
-    end: u32,
-    /// The window size it last advertised.
-    size: Option<u32>,
-    /// Our own window end as last advertised to the peer.
-    advertised_end: u32,
-}
-
-/// Congestion control and its samples.
-#[derive(Clone, Debug)]
-struct Congestion {
-    rate: RateControl,
-    pacer: Pacer,
-    /// V2Ray's loss-based window (`congestion: true`).
-    loss: LossControl,
-    lost_in_round: u32,
-    sent_in_round: u32,
-    /// Payload bytes delivered so far (the delivery-rate clock).
-    delivered: u64,
-    /// Time of the last change of `delivered`.
-    delivered_us: u64,
-    /// Added to the reordering window of time-based loss detection after
-    /// retransmissions turned out spurious (RACK's adaptive reordering window).
-    reo_extra_us: u64,
-    /// Loss detections since the reordering window last grew (it shrinks back after
-    /// a run of them without a spurious retransmission).
-    reo_clean_rounds: u32,
-}
-
-/// Segments owed to the peer at the next transmit.
-#[derive(Clone, Debug, Default)]
-struct Due {
-    /// An Ack (window update or cumulative ack), even with no number to list.
-    ack: bool,
-    /// A Ping.
-    ping: bool,
-    /// A Terminate.
-    terminate: bool,
-}
-
-/// Our side of the hello exchange.
-#[derive(Clone, Debug, Default)]
-struct Hello {
-    /// Markers sent so far.
-    sent: u8,
-    /// The peer's marker arrived: it is mkcp.
-    heard: bool,
-    /// The peer has heard ours: no more markers.
-    done: bool,
-}
-
-/// Anti-amplification and reachability of an accepted session (spec of issue 11):
-/// until the peer proves it receives what we send, what we send it is limited.
-#[derive(Clone, Debug, Default)]
-struct Guard {
-    /// Accepted from a peer (not dialed): the limits below apply until proof.
-    accepted: bool,
-    /// Stream data from the peer was stored (a V2Ray client's proof of life for
-    /// reaping; it gives byte budget only, no proof that the peer receives us).
-    data_in: bool,
-    /// Keep-alive Pings sent since the last datagram from the peer.
-    pings_unanswered: u8,
-    /// When data was written into an empty send buffer (the slow-peer clock starts at
-    /// the later of this and the last acknowledgement progress).
-    stall_from_us: u64,
-}
-
-/// Half-close and close bookkeeping.
-#[derive(Clone, Debug, Default)]
-struct Closing {
-    /// The application shut its write side (our half-close).
-    write_shut: bool,
-    /// An end-of-stream marker is due.
-    fin_due: bool,
-    /// When the next end-of-stream marker is due.
-    fin_next_us: Option<u64>,
-    /// End-of-stream markers sent.
-    fin_sends: u32,
-    /// The peer's end of stream (the number after its last segment).
-    peer_fin: Option<u32>,
-    /// When the next Terminate is due (Terminating).
-    next_terminate_us: u64,
-    /// A write was cut short: the application waits for Writable.
-    write_blocked: bool,
-}
 
 /// A single mKCP conversation.
 #[derive(Debug)]
