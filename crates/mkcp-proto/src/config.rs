@@ -1,5 +1,5 @@
 //! Typed mKCP settings with V2Ray's defaults and ranges, and the values derived from
-//! them (spec §3.3, §3.4, §4). JSON import lives in [`json`].
+//! them (PROTOCOL.md §3.3, §3.4, §4). JSON import lives in [`json`].
 
 pub mod json;
 
@@ -139,7 +139,7 @@ impl ConfigError {
     }
 }
 
-/// Engine behaviour beyond V2Ray's settings (our improvements, spec §6 "free to improve").
+/// Engine behaviour beyond V2Ray's settings (our improvements, PROTOCOL.md §6 "free to improve").
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Tuning {
@@ -155,7 +155,7 @@ pub struct Tuning {
     /// Upper bound on the RTO after backoff (ms).
     pub max_rto_ms: u32,
     /// Most acknowledgement numbers queued per connection (bounds the ack list, which
-    /// V2Ray lets grow without limit, spec §5 item 29).
+    /// V2Ray lets grow without limit, PROTOCOL.md §5 item 29).
     pub max_ack_list: usize,
 }
 
@@ -220,7 +220,7 @@ const SEGMENT_DATA_HEADER: u32 = 18;
 
 impl Config {
     /// Checks every field against V2Ray's ranges, and rejects the values where V2Ray's
-    /// arithmetic would overflow or divide by zero (spec §5 item 26).
+    /// arithmetic would overflow or divide by zero (PROTOCOL.md §5 item 26).
     pub fn validate(&self) -> Result<(), ConfigError> {
         fn range(
             field: &'static str,
@@ -295,7 +295,7 @@ impl Config {
         self.mtu.saturating_sub(overhead)
     }
 
-    /// V2Ray's MSS: `mtu - H - overhead - 18`, where the GCM overhead is 16 (spec §3.3).
+    /// V2Ray's MSS: `mtu - H - overhead - 18`, where the GCM overhead is 16 (PROTOCOL.md §3.3).
     pub fn v2ray_mss(&self) -> u32 {
         self.mtu.saturating_sub(
             self.header_size() + self.security.v2ray_overhead() as u32 + SEGMENT_DATA_HEADER,

@@ -1,4 +1,4 @@
-//! Rules of spec §3 checked one by one in the simulated network: half-close, idle
+//! Rules of PROTOCOL.md §3 checked one by one in the simulated network: half-close, idle
 //! timeout, the close/terminate timers, flow control, and the endpoint's session rules.
 
 mod support;
@@ -99,7 +99,7 @@ fn peer_that_vanishes_gives_a_timeout_error_within_the_idle_timeout() {
 fn close_handshake_follows_the_state_timers() {
     // Client closes with nothing queued: Terminating at once, sends Terminate.
     // Server's application does not close: PeerTerminating, then after 4 s Terminating,
-    // whose Terminate kills the client at once (spec §3.8).
+    // whose Terminate kills the client at once (PROTOCOL.md §3.8).
     let mut p = Pair::new(Config::default(), link(10), link(10), 5);
     p.c().app.to_send = b"x".to_vec();
     let t0 = p.net.now();
@@ -306,7 +306,7 @@ fn dialer_drops_datagrams_from_unknown_sessions() {
 
 #[test]
 fn forged_cumulative_ack_beyond_what_was_sent_does_not_lose_data() {
-    // V2Ray applies any receivingNext (spec §5 item 8); we reject implausible ones.
+    // V2Ray applies any receivingNext (PROTOCOL.md §5 item 8); we reject implausible ones.
     let mut p = Pair::new(Config::default(), link(10), link(10), 9);
     let data = random_bytes(10, 200_000);
     p.c().app.to_send = data.clone();

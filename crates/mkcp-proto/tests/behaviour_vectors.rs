@@ -1,4 +1,4 @@
-//! V2Ray behaviour vectors (categories `rtt` and `trace`, spec §3.9-3.11) reproduced on
+//! V2Ray behaviour vectors (categories `rtt` and `trace`, PROTOCOL.md §3.9-3.11) reproduced on
 //! our estimator, send buffer and V2Ray-compatible ack list. Where our default engine
 //! deliberately differs, the difference is named and checked too.
 
@@ -76,7 +76,7 @@ fn rtt_first_sample_zero() {
     check_rtt_steps("rtt_first_sample_zero");
 }
 
-/// Deliberate difference (spec §5 item 20): V2Ray's RTO becomes 0 after a 0 ms first
+/// Deliberate difference (PROTOCOL.md §5 item 20): V2Ray's RTO becomes 0 after a 0 ms first
 /// sample; ours is floored at `min_rto`.
 #[test]
 fn rtt_first_sample_zero_differs_our_rto_is_never_zero() {
@@ -172,7 +172,7 @@ fn trace_sending_window() {
     check(&mut s, 6, None);
     assert_eq!(
         s.total_in_flight, 4,
-        "Clear(una) does not reduce totalInFlight (spec §5 item 17)"
+        "Clear(una) does not reduce totalInFlight (PROTOCOL.md §5 item 17)"
     );
     check(&mut s, 7, Some((1300, 200, 100)));
 }

@@ -1,5 +1,5 @@
 //! Nothing the network sends may panic the core or make its state grow without bound
-//! (spec §5): random and adversarial segments fed straight into endpoints.
+//! (PROTOCOL.md §5): random and adversarial segments fed straight into endpoints.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -1,4 +1,4 @@
-//! Property tests of the wire layer (spec §1, §2, §8): segment encode/decode round trips,
+//! Property tests of the wire layer (PROTOCOL.md §1, §2, §8): segment encode/decode round trips,
 //! multi-segment datagrams through every envelope and header, and hostile input that must
 //! never panic.
 
@@ -496,7 +496,7 @@ fn emit_errors_write_nothing() {
 
 // ------------------------------------------- legacy envelope against a plain reference
 
-/// FNV-1a 32, byte by byte, as spec §1.4 states it.
+/// FNV-1a 32, byte by byte, as PROTOCOL.md §1.4 states it.
 fn reference_fnv1a32(bytes: &[u8]) -> u32 {
     let mut h: u32 = 0x811C_9DC5;
     for &b in bytes {
@@ -506,7 +506,7 @@ fn reference_fnv1a32(bytes: &[u8]) -> u32 {
     h
 }
 
-/// The legacy seal as spec §1.4 states it: checksum, length, byte-serial xor cascade.
+/// The legacy seal as PROTOCOL.md §1.4 states it: checksum, length, byte-serial xor cascade.
 fn reference_legacy_seal(plaintext: &[u8]) -> Vec<u8> {
     let mut buf = vec![0u8; 6];
     buf.extend_from_slice(plaintext);
@@ -520,7 +520,7 @@ fn reference_legacy_seal(plaintext: &[u8]) -> Vec<u8> {
     buf
 }
 
-/// The legacy open as spec §1.4 states it; the buffer as it is left, and the result.
+/// The legacy open as PROTOCOL.md §1.4 states it; the buffer as it is left, and the result.
 fn reference_legacy_open(mut buf: Vec<u8>) -> (Vec<u8>, Result<Vec<u8>, WireError>) {
     if buf.len() < 6 {
         return (

@@ -1,5 +1,5 @@
 //! Behaviour of the connection engine in the deterministic simulated network
-//! (spec §3): exact delivery under faults, half-close, timeouts, close handshake,
+//! (PROTOCOL.md §3): exact delivery under faults, half-close, timeouts, close handshake,
 //! flow control, and a goodput figure for a lossy long link.
 
 mod support;

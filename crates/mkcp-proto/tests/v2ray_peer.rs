@@ -1,5 +1,5 @@
 //! Our sender against a peer that behaves like V2Ray (`Tuning::v2ray_compat`): V2Ray
-//! acknowledges only in its flush, once per TTI while busy (spec §3.5, §3.6), so an
+//! acknowledges only in its flush, once per TTI while busy (PROTOCOL.md §3.5, §3.6), so an
 //! ack can come up to one TTI after the data arrived. Found by the interop tests of the
 //! `mkcp` crate against the real V2Ray 4.34 binary. By the time V2Ray flushes an ack,
 //! its application has usually read the data, so the ack's `receivingNext` already

@@ -1,7 +1,7 @@
 //! Byte-exact vectors produced by V2Ray 4.34's own Go code (`fixtures/vectors.json`, a
 //! verbatim copy of `spec/vectors.json`), for the wire layer and the config import:
 //! categories `legacy_auth`, `aes_gcm`, `segment`, `segment_parse`, `header`, `datagram`
-//! and `config` (spec §7).
+//! and `config` (PROTOCOL.md §7).
 //!
 //! Every vector of those categories must be checked: each category checker fails on a
 //! vector name it does not know, and each test compares the set of checked names with the
@@ -714,7 +714,7 @@ fn check_config(v: &Value) {
     if n == "config_5" {
         // DELIBERATE DIFFERENCE: V2Ray computes 4096 × 1048576 in u32, which overflows to
         // 0, and silently uses the minimum sending window of 8 (the vector's derived
-        // value). We reject capacities whose × 1048576 overflows u32 instead (spec §5
+        // value). We reject capacities whose × 1048576 overflows u32 instead (PROTOCOL.md §5
         // item 26; issue #2), naming the field and the allowed range.
         let derived = &v["derived"];
         assert_eq!(derived["uplink_mb"], 4096);
@@ -823,7 +823,7 @@ fn check_config(v: &Value) {
     eq("header", header.into());
     let all: BTreeSet<String> = d.keys().cloned().collect();
     assert_eq!(compared, all, "{n}: every derived field compared");
-    // Our own MSS additionally accounts for the GCM nonce (spec §5 item 12).
+    // Our own MSS additionally accounts for the GCM nonce (PROTOCOL.md §5 item 12).
     let nonce = if c.security.name() == "aes-128-gcm" {
         12
     } else {

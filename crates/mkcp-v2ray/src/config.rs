@@ -1,4 +1,4 @@
-//! V2Ray JSON configuration for a plain mKCP endpoint (spec §4).
+//! V2Ray JSON configuration for a plain mKCP endpoint (PROTOCOL.md §4).
 //!
 //! Two roles, both built from `dokodemo-door` + `freedom` so that V2Ray is nothing but an
 //! mKCP transport in front of / behind a TCP socket:
@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 /// A listening socket V2Ray will open; used to wait for readiness.
 pub use mkcp_harness::process::Listener;
 
-/// The `kcpSettings.header.type` obfuscation header (spec §1.2).
+/// The `kcpSettings.header.type` obfuscation header (PROTOCOL.md §1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum HeaderType {
     /// No header (0 bytes).
@@ -57,7 +57,7 @@ impl HeaderType {
         }
     }
 
-    /// Header size in bytes on the wire (spec §1.2).
+    /// Header size in bytes on the wire (PROTOCOL.md §1.2).
     pub fn size(self) -> usize {
         match self {
             HeaderType::None => 0,
@@ -73,7 +73,7 @@ impl fmt::Display for HeaderType {
     }
 }
 
-/// V2Ray's `kcpSettings`. [`Default`] gives V2Ray's own defaults (spec §4) with no header
+/// V2Ray's `kcpSettings`. [`Default`] gives V2Ray's own defaults (PROTOCOL.md §4) with no header
 /// and no seed (legacy envelope).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KcpParams {
@@ -87,14 +87,14 @@ pub struct KcpParams {
     pub downlink_capacity: u32,
     /// `congestion`.
     pub congestion: bool,
-    /// `readBufferSize` in MiB (unused by V2Ray 4.34, spec §3.12).
+    /// `readBufferSize` in MiB (unused by V2Ray 4.34, PROTOCOL.md §3.12).
     pub read_buffer_size: u32,
     /// `writeBufferSize` in MiB.
     pub write_buffer_size: u32,
     /// `header.type`.
     pub header: HeaderType,
     /// `seed`: `None` = key absent (legacy envelope); `Some("")` = present and empty
-    /// (AES-GCM with the key derived from the empty string, spec §1.3).
+    /// (AES-GCM with the key derived from the empty string, PROTOCOL.md §1.3).
     pub seed: Option<String>,
 }
 

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!   locate / require_v2ray_or_skip    find the binary (MKCP_V2RAY_BIN, PATH, /usr/bin/v2ray)
-//!   V2rayConfig + KcpParams           JSON for a plain mKCP server or client (spec §4)
+//!   V2rayConfig + KcpParams           JSON for a plain mKCP server or client (PROTOCOL.md §4)
 //!   V2rayProcess                      spawn, wait ready, CPU/RSS stats, kill (also on drop)
 //!   V2rayPair                         V2Ray client --mKCP--> V2Ray server on loopback
 //!   net::*, ports::*                  std-only echo/sink/source servers, verified transfers,

@@ -159,7 +159,7 @@ fn upload_to_sink_and_download_from_source() {
     let r = net::transfer_to_sink(up.entry(), &sink, LEN, 11, Duration::from_secs(30)).unwrap();
     assert_eq!(r.sha256, net::pattern_sha256(11, LEN));
     // After the client closed, V2Ray tears the mKCP stream down and the sink sees EOF
-    // (up to ~5 s later: a local Close waits for the next flush, spec §3.8).
+    // (up to ~5 s later: a local Close waits for the next flush, PROTOCOL.md §3.8).
     let closed = Instant::now();
     assert!(
         sink.wait_records(1, Duration::from_secs(20)),
@@ -179,7 +179,7 @@ fn upload_to_sink_and_download_from_source() {
     let r = net::receive_from_source(down.entry(), LEN, 12, Duration::from_secs(30)).unwrap();
     assert_eq!(source.accepted(), 1);
     // Slow start is expected: the dialer sends nothing until the application writes, so
-    // the server only learns of the session from the ~5 s Ping (spec §3.14).
+    // the server only learns of the session from the ~5 s Ping (PROTOCOL.md §3.14).
     eprintln!(
         "download {LEN} B in {:?} (includes ~5 s until the first Ping)",
         r.elapsed

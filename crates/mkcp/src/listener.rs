@@ -13,7 +13,7 @@ use crate::stream::KcpStream;
 /// An mKCP server socket: accepts sessions that peers (mkcp or V2Ray clients) start.
 ///
 /// mKCP has no handshake: a session exists as soon as its first datagram arrives
-/// (V2Ray's listener behaves the same, spec §3.13). Unaccepted sessions wait in a
+/// (V2Ray's listener behaves the same, PROTOCOL.md §3.13). Unaccepted sessions wait in a
 /// backlog of 1024; more are closed at once.
 ///
 /// The listener owns its socket: closing or dropping it **ends every session it

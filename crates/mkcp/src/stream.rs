@@ -251,7 +251,7 @@ impl KcpStream {
         self.inner.stats()
     }
 
-    /// The connection's state (spec §3.8): `Active` while open, then the closing states.
+    /// The connection's state (PROTOCOL.md §3.8): `Active` while open, then the closing states.
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> std::io::Result<()> {

@@ -10,7 +10,7 @@
 //!   and our side must read a clean end-of-stream when V2Ray closes.
 //!
 //! Our `Config` is built from the very `kcpSettings` JSON V2Ray gets. V2Ray has no
-//! half-close (spec §3.8), so every test reads the whole echo before closing.
+//! half-close (PROTOCOL.md §3.8), so every test reads the whole echo before closing.
 //!
 //! Fails when V2Ray is missing, unless `MKCP_SKIP_INTEROP=1`. Cells run concurrently
 //! (at most `MAX_CONCURRENT_CELLS` across all tests). `MKCP_INTEROP_LOG=debug` runs

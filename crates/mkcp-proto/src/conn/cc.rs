@@ -1,7 +1,7 @@
-//! Rate-based congestion control and pacing (our improvement, spec §6 "pacing").
+//! Rate-based congestion control and pacing (our improvement, PROTOCOL.md §6 "pacing").
 //!
 //! V2Ray sends up to 20 × window segments per TTI and lets the bottleneck drop the
-//! excess (spec §5 item 27). We instead estimate the path's bottleneck bandwidth and
+//! excess (PROTOCOL.md §5 item 27). We instead estimate the path's bottleneck bandwidth and
 //! minimum RTT from acknowledgements (the model of BBR: a windowed max of delivery-rate
 //! samples and a windowed min of RTT samples), pace transmissions at that rate, and cap
 //! data in flight at a small multiple of the bandwidth-delay product. Random loss does
@@ -270,7 +270,7 @@ impl Pacer {
     }
 }
 
-/// V2Ray's loss-based control window (spec §3.10 "Congestion control"), applied when
+/// V2Ray's loss-based control window (PROTOCOL.md §3.10 "Congestion control"), applied when
 /// `congestion` is on: ≥ 15 % loss shrinks it by a quarter, ≤ 5 % grows it by a quarter,
 /// within `[16, max]` segments.
 #[derive(Clone, Debug)]

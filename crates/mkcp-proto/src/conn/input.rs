@@ -1,4 +1,4 @@
-//! What arrives: the segments of one datagram's plaintext (spec §3.7, §3.10 ack
+//! What arrives: the segments of one datagram's plaintext (PROTOCOL.md §3.7, §3.10 ack
 //! processing, §3.11 data processing).
 
 use std::time::Instant;
@@ -15,7 +15,7 @@ use super::{CMD_FIN, CMD_HELLO, CMD_HELLO_HEARD};
 
 impl Connection {
     /// Processes the plaintext of one datagram addressed to this connection: walks its
-    /// segments and stops at the first one with a different conversation id (spec §3.7).
+    /// segments and stops at the first one with a different conversation id (PROTOCOL.md §3.7).
     pub(crate) fn handle_plaintext(&mut self, now: Instant, plaintext: &[u8]) {
         if self.state == State::Terminated {
             return;
@@ -74,7 +74,7 @@ impl Connection {
             Accept::Old => {
                 self.stats.duplicates_received += 1;
                 if self.v2ray.is_none() {
-                    // V2Ray stays silent here (spec §5 item 30); a cumulative ack
+                    // V2Ray stays silent here (PROTOCOL.md §5 item 30); a cumulative ack
                     // tells the sender at once.
                     self.due.ack = true;
                 }
@@ -114,7 +114,7 @@ impl Connection {
 
     pub(super) fn apply_cumulative(&mut self, t: u64, rn: u32) {
         if !self.send.plausible_cumulative(rn) {
-            // V2Ray would drop queued data here (spec §5 item 8); we refuse.
+            // V2Ray would drop queued data here (PROTOCOL.md §5 item 8); we refuse.
             self.stats.implausible += 1;
             return;
         }
@@ -197,7 +197,7 @@ impl Connection {
             // ambiguous). The echoed timestamp belongs to the transmission that arrived,
             // so it still measures the path. Without this, a path whose RTT exceeds the
             // initial RTO retransmits every segment and never learns its RTT. Timestamp 0
-            // is skipped: V2Ray sends it in acks that carry no fresh entry (spec §5 item 19).
+            // is skipped: V2Ray sends it in acks that carry no fresh entry (PROTOCOL.md §5 item 19).
             let sample = now_ms.wrapping_sub(a.timestamp);
             if sample < 10_000 {
                 self.rtt.update(sample, now_ms);
@@ -288,7 +288,7 @@ impl Connection {
             }
             if self.send.is_empty() && self.v2ray.is_none() {
                 // Lets a V2Ray peer drop its ack list (it re-acks until it learns
-                // our sendingNext, spec §3.11).
+                // our sendingNext, PROTOCOL.md §3.11).
                 self.due.ping = true;
             }
         }

@@ -1,4 +1,4 @@
-//! One mKCP connection: state machine, timers, sending and receiving (spec §3).
+//! One mKCP connection: state machine, timers, sending and receiving (PROTOCOL.md §3).
 //!
 //! Sans-IO: every call takes `now` as a value. Incoming plaintext (after the envelope
 //! is opened) goes to `Connection::handle_plaintext`; outgoing plaintext comes from
@@ -7,8 +7,8 @@
 //! `Connection::write`, `Connection::read`, `Connection::shutdown_write` (half
 //! close) and `Connection::close`.
 //!
-//! The wire contract is V2Ray's (spec §6). Our sending behaviour differs where V2Ray
-//! accepts it (spec §6 "free to improve"): several segments per datagram, data paced at
+//! The wire contract is V2Ray's (PROTOCOL.md §6). Our sending behaviour differs where V2Ray
+//! accepts it (PROTOCOL.md §6 "free to improve"): several segments per datagram, data paced at
 //! the measured bottleneck rate and never sent beyond the peer's window, loss detected
 //! from later acks (not only by timeout), exponential RTO backoff, each arrival acked
 //! once, late retransmissions answered with a cumulative ack, implausible peer values
@@ -18,10 +18,10 @@
 //!
 //! ## Half-close
 //! V2Ray has no half-close: its Close option means "I am gone", and a V2Ray peer that
-//! sees it throws its unsent data away (spec §3.8). `Connection::shutdown_write`
+//! sees it throws its unsent data away (PROTOCOL.md §3.8). `Connection::shutdown_write`
 //! therefore does not set the Close option. Once everything written has been
 //! acknowledged it sends a [`CMD_FIN`] command segment whose `sendingNext` is the end
-//! of the stream. V2Ray parses unknown commands as a Ping (spec §2.1) and ignores it;
+//! of the stream. V2Ray parses unknown commands as a Ping (PROTOCOL.md §2.1) and ignores it;
 //! an mkcp peer reads end-of-stream there. `Connection::close` is V2Ray's Close.
 
 //!
@@ -449,7 +449,7 @@ impl Connection {
     // ------------------------------------------------------------ sending limits
 
     /// RTO for data timeouts: the estimate plus the peer's largest ack delay, one TTI.
-    /// A V2Ray peer acknowledges in its flush, once per TTI while busy (spec §3.5), so
+    /// A V2Ray peer acknowledges in its flush, once per TTI while busy (PROTOCOL.md §3.5), so
     /// an ack may come a TTI after the data arrived; Karn's rule drops exactly those
     /// late samples once a segment was retransmitted, so the estimate alone never
     /// learns it (interop finding: RTO at its 30 ms floor, spurious timeouts).

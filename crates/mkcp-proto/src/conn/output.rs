@@ -1,4 +1,4 @@
-//! What we send: our flush (spec §3.6, with the differences of spec §6 "free to
+//! What we send: our flush (PROTOCOL.md §3.6, with the differences of PROTOCOL.md §6 "free to
 //! improve"): acknowledgements first, then control segments, then data (lost segments
 //! first), several segments per datagram, paced and within both windows.
 

@@ -94,7 +94,7 @@ pub(super) struct Hello {
     pub(super) done: bool,
 }
 
-/// Anti-amplification and reachability of an accepted session (spec of issue 11):
+/// Anti-amplification and reachability of an accepted session (issue 11):
 /// until the peer proves it receives what we send, what we send it is limited.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Guard {

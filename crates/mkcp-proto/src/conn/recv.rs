@@ -1,4 +1,4 @@
-//! Receiving side: receive window, reassembly, and the ack lists (spec §3.11).
+//! Receiving side: receive window, reassembly, and the ack lists (PROTOCOL.md §3.11).
 //!
 //! [`RecvBuffer`] is a ring of `window` slots indexed by `number mod window`: O(1) per
 //! segment, no allocation in steady state (payload buffers are recycled). The ring is
@@ -287,7 +287,7 @@ struct V2rayAckEntry {
     next_flush: u32,
 }
 
-/// V2Ray's ack list (spec §3.11 "Ack flush"): entries are re-sent every
+/// V2Ray's ack list (PROTOCOL.md §3.11 "Ack flush"): entries are re-sent every
 /// `max(rto/2, 20)` ms until the peer's `sendingNext` passes them. Used in
 /// `v2ray_compat` mode. Unlike V2Ray's, it is bounded (`cap` entries).
 #[derive(Debug)]

@@ -1,4 +1,4 @@
-//! RTT estimator and retransmission timeout (spec §3.9).
+//! RTT estimator and retransmission timeout (PROTOCOL.md §3.9).
 //!
 //! The arithmetic is V2Ray's (RFC 6298 style, integer, truncating), so the vectors of
 //! category `rtt` reproduce step by step. Two deliberate differences, both named:
@@ -65,7 +65,7 @@ impl RttEstimator {
         self.updated_at = now;
     }
 
-    /// Adopts the peer's RTO if ours has not changed for 3000 ms (spec §3.7 step 5).
+    /// Adopts the peer's RTO if ours has not changed for 3000 ms (PROTOCOL.md §3.7 step 5).
     /// Values outside `[min_rto, max_rto]` are implausible and ignored.
     pub fn update_peer_rto(&mut self, peer_rto: u32, now: u32) {
         if now.wrapping_sub(self.updated_at) >= 3000

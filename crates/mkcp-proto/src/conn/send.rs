@@ -1,4 +1,4 @@
-//! Sending side: send buffer, acknowledgement processing, loss detection (spec §3.10).
+//! Sending side: send buffer, acknowledgement processing, loss detection (PROTOCOL.md §3.10).
 //!
 //! The buffer is a ring (`VecDeque`) of segments indexed by `number - una`, so an ack
 //! for one number is O(1). Segments acknowledged out of order stay in place (payload
@@ -86,7 +86,7 @@ pub struct SendBuffer {
     in_flight_bytes: usize,
     una_changed: bool,
     /// V2Ray's loss-rate denominator (only grows on transmissions, shrinks on
-    /// individual acks; spec §5 item 17).
+    /// individual acks; PROTOCOL.md §5 item 17).
     pub total_in_flight: u32,
 }
 
@@ -517,7 +517,7 @@ impl SendBuffer {
         self.trim(0);
     }
 
-    /// V2Ray's send flush (spec §3.10 step 2): transmits every due segment, oldest
+    /// V2Ray's send flush (PROTOCOL.md §3.10 step 2): transmits every due segment, oldest
     /// first, at most `max` of them. Returns the segments written and the loss rate
     /// reported to congestion control (if any).
     pub fn flush_v2ray(
@@ -563,7 +563,7 @@ impl SendBuffer {
     }
 
     /// V2Ray's fast-ack nudge: every sent segment before `maxack` has its due time
-    /// moved `rto/3` earlier (spec §3.10 ack processing step 5).
+    /// moved `rto/3` earlier (PROTOCOL.md §3.10 ack processing step 5).
     pub fn fast_ack_v2ray(&mut self, maxack: u32, rto: u32) {
         let step = rto / 3;
         for i in 0..self.segs.len() {

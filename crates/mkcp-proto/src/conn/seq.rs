@@ -1,4 +1,4 @@
-//! Wrap-aware order of sequence numbers and wire timestamps (spec §2: both are 32-bit
+//! Wrap-aware order of sequence numbers and wire timestamps (PROTOCOL.md §2: both are 32-bit
 //! counters that wrap). Every comparison of them in the connection goes through here;
 //! nowhere else compares against half the number space.
 //!

@@ -3,7 +3,7 @@
 //! V2Ray's sender has no congestion control by default. Each flush (one per TTI while
 //! busy) it sends every segment that is due, up to 20 times its window, and its window
 //! is `remoteNextNumber - firstUna`, where `remoteNextNumber` is the largest window end
-//! any ack advertised (spec §3.10 "sending flush", §5 item 27). So the window end we
+//! any ack advertised (PROTOCOL.md §3.10 "sending flush", §5 item 27). So the window end we
 //! advertise, measured from the point below which everything has arrived (which is
 //! V2Ray's `firstUna` once it has our ack), caps what it may send per flush: 20 × K
 //! segments for an end `contiguous + K`. Left alone it dumps its whole buffer into the

@@ -1,4 +1,4 @@
-//! The connection's timers, named (spec §3.8 state timers, §3.10 retransmission).
+//! The connection's timers, named (PROTOCOL.md §3.8 state timers, §3.10 retransmission).
 //!
 //! Every timer has one place that says when it is due ([`Connection::deadline`]) and
 //! one that says what happens then ([`Connection::fire`]). `Connection::poll_timeout`

@@ -1,6 +1,6 @@
 //! The connection's public types: its states, errors, events and counters.
 
-/// Connection states (spec §3.8).
+/// Connection states (PROTOCOL.md §3.8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum State {
     /// Normal operation.

@@ -1,6 +1,6 @@
 //! V2Ray's own sending and acking behaviour (`Tuning::v2ray_compat`), behind one seam.
 //!
-//! In this mode a connection behaves as V2Ray 4.34's does (spec §3.6 flush, §3.10,
+//! In this mode a connection behaves as V2Ray 4.34's does (PROTOCOL.md §3.6 flush, §3.10,
 //! §3.11): it works in flushes, one per TTI while busy and one every 5 s regardless;
 //! each flush queues V2Ray's ack batches (its re-ack schedule), up to 20 × window data
 //! segments that are due (no pacing, no peer-window respect beyond V2Ray's own rule, no
@@ -118,7 +118,7 @@ impl Connection {
         }
     }
 
-    /// V2Ray's flush (spec §3.6 steps 7-9); its state steps are our timers.
+    /// V2Ray's flush (PROTOCOL.md §3.6 steps 7-9); its state steps are our timers.
     fn v2ray_flush(&mut self, t: u64) {
         let now_ms = Self::ms(t);
         let Some(mut v) = self.v2ray.take() else {
@@ -176,7 +176,7 @@ impl Connection {
         }
     }
 
-    /// V2Ray's ack processing (spec §3.10): the cumulative point first, then the
+    /// V2Ray's ack processing (PROTOCOL.md §3.10): the cumulative point first, then the
     /// listed numbers, then the fast-ack nudge and an RTT sample.
     pub(super) fn on_ack_v2ray(&mut self, t: u64, a: &AckSegment<'_>) {
         self.apply_cumulative(t, a.receiving_next);

@@ -1,4 +1,4 @@
-//! The endpoint: many connections on one UDP socket (spec §3.13, §3.14), sans-IO.
+//! The endpoint: many connections on one UDP socket (PROTOCOL.md §3.13, §3.14), sans-IO.
 //!
 //! It opens incoming datagrams with the socket's [`Codec`], finds the session by
 //! (peer address, conversation id of the first segment), creates sessions when it

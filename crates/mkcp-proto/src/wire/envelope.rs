@@ -1,4 +1,4 @@
-//! Security envelopes around the segments (spec §1.3-1.5, §8.2).
+//! Security envelopes around the segments (PROTOCOL.md §1.3-1.5, §8.2).
 //!
 //! * **Legacy** ("SimpleAuthenticator"): FNV-1a checksum + length + xor cascade.
 //!   Obfuscation with an integrity check, not encryption. 6 bytes of overhead.
@@ -68,7 +68,7 @@ impl Security {
     }
 
     /// The overhead V2Ray subtracts when it computes the MSS (6 legacy, 16 GCM: it
-    /// forgets the nonce, spec §1.5).
+    /// forgets the nonce, PROTOCOL.md §1.5).
     pub fn v2ray_overhead(&self) -> usize {
         match self {
             Security::Legacy => LEGACY_OVERHEAD,

@@ -1,4 +1,4 @@
-//! Obfuscation headers: fake protocol bytes in front of every datagram (spec §1.2, §8.1).
+//! Obfuscation headers: fake protocol bytes in front of every datagram (PROTOCOL.md §1.2, §8.1).
 //!
 //! Receivers never look at them; they only skip [`HeaderKind::size`] bytes. Senders keep
 //! the small amount of state (counters, ids) that makes the bytes look plausible.
@@ -103,7 +103,7 @@ impl HeaderKind {
 
     /// Parses the header name of an Xray finalmask (`mkcp-legacy` `header`, or the suffix
     /// of a `header-*` mask), case-insensitive: `dns`, `dtls`, `srtp`, `utp`, `wechat`,
-    /// `wireguard` (spec §8.3; note `wechat`, not `wechat-video`, and no `none`).
+    /// `wireguard` (PROTOCOL.md §8.3; note `wechat`, not `wechat-video`, and no `none`).
     pub fn from_finalmask_name(name: &str) -> Result<HeaderKind, HeaderError> {
         Ok(match name.to_ascii_lowercase().as_str() {
             "srtp" => HeaderKind::Srtp,
@@ -160,7 +160,7 @@ impl HeaderKind {
     }
 }
 
-/// Encodes a domain as DNS labels ending in a zero byte (spec §8.1). `\.` is a literal
+/// Encodes a domain as DNS labels ending in a zero byte (PROTOCOL.md §8.1). `\.` is a literal
 /// dot inside a label and `\\` a literal backslash; other escapes and empty labels are
 /// rejected because implementations disagree on them (and the header size would differ).
 pub fn encode_dns_name(domain: &str) -> Result<Vec<u8>, HeaderError> {
@@ -206,7 +206,7 @@ pub fn encode_dns_name(domain: &str) -> Result<Vec<u8>, HeaderError> {
     Ok(out)
 }
 
-/// A header writer with its per-instance state (spec §1.2 "State / randomness").
+/// A header writer with its per-instance state (PROTOCOL.md §1.2 "State / randomness").
 #[derive(Clone, Debug)]
 pub struct Header {
     kind: HeaderKind,

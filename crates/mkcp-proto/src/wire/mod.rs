@@ -1,4 +1,4 @@
-//! The wire layer: what one UDP datagram looks like (spec §1, §2, §8).
+//! The wire layer: what one UDP datagram looks like (PROTOCOL.md §1, §2, §8).
 //!
 //! ```text
 //! +------------------+--------------------------------------------+
@@ -22,7 +22,7 @@ pub use segment::{segments, AckNumbers, AckSegment, CmdSegment, DataSegment, Seg
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-/// Largest datagram V2Ray can receive (its read buffers are 2048 bytes, spec §1.1).
+/// Largest datagram V2Ray can receive (its read buffers are 2048 bytes, PROTOCOL.md §1.1).
 pub const MAX_DATAGRAM: usize = 2048;
 
 /// Errors of the wire layer: decoding a datagram or encoding a segment.
@@ -154,7 +154,7 @@ impl Codec {
     /// writes the header and the envelope and returns the datagram length.
     ///
     /// Refuses datagrams over [`MAX_DATAGRAM`] bytes, which V2Ray cannot receive
-    /// (spec §1.1); nothing (not even the header counters) changes on error.
+    /// (PROTOCOL.md §1.1); nothing (not even the header counters) changes on error.
     pub fn seal(&mut self, buf: &mut [u8], plaintext_len: usize) -> Result<usize, WireError> {
         let h = self.header_len();
         let total = self.overhead() + plaintext_len;
@@ -174,7 +174,7 @@ impl Codec {
         Ok(h + n)
     }
 
-    /// Opens a received datagram in place and returns the plaintext (spec §1.6).
+    /// Opens a received datagram in place and returns the plaintext (PROTOCOL.md §1.6).
     pub fn open<'a>(&self, datagram: &'a mut [u8]) -> Result<&'a [u8], WireError> {
         let h = self.header_len();
         if datagram.len() > MAX_DATAGRAM {

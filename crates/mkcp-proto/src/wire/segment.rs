@@ -1,8 +1,8 @@
-//! Segment codec: Data, Ack and CmdOnly segments (spec §2).
+//! Segment codec: Data, Ack and CmdOnly segments (PROTOCOL.md §2).
 //!
 //! A decrypted datagram holds one or more segments back to back. [`Segment::parse`]
 //! reads one; [`segments`] walks a whole plaintext and stops silently at the first
-//! malformed segment, keeping what parsed before it (spec §2.6). Parsing borrows the
+//! malformed segment, keeping what parsed before it (PROTOCOL.md §2.6). Parsing borrows the
 //! input: a Data payload and an Ack number list are slices of the datagram.
 //!
 //! Emission never produces what V2Ray cannot parse: no empty Data segments and no Ack
@@ -10,7 +10,7 @@
 
 use super::WireError;
 
-/// Option bit 0: the sender has closed its side (spec §2.1).
+/// Option bit 0: the sender has closed its side (PROTOCOL.md §2.1).
 pub const OPTION_CLOSE: u8 = 0x01;
 
 /// Command byte of an Ack segment.
@@ -31,7 +31,7 @@ pub const CMD_LEN: usize = 16;
 /// Largest number of entries one Ack segment can carry (the count is one byte).
 pub const MAX_ACK_NUMBERS: usize = 255;
 
-/// A Data segment (cmd 1): a piece of the stream (spec §2.2).
+/// A Data segment (cmd 1): a piece of the stream (PROTOCOL.md §2.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DataSegment<'a> {
     /// Conversation id.
@@ -90,7 +90,7 @@ impl PartialEq for AckNumbers<'_> {
 }
 impl Eq for AckNumbers<'_> {}
 
-/// An Ack segment (cmd 0): selective acknowledgements plus window state (spec §2.3).
+/// An Ack segment (cmd 0): selective acknowledgements plus window state (PROTOCOL.md §2.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AckSegment<'a> {
     /// Conversation id.
@@ -107,7 +107,7 @@ pub struct AckSegment<'a> {
     pub numbers: AckNumbers<'a>,
 }
 
-/// A CmdOnly segment (Terminate, Ping, or any command byte other than 0 and 1), spec §2.4.
+/// A CmdOnly segment (Terminate, Ping, or any command byte other than 0 and 1), PROTOCOL.md §2.4.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CmdSegment {
     /// Conversation id.
@@ -181,7 +181,7 @@ impl<'a> Segment<'a> {
     }
 
     /// Parses one segment from the start of `bytes`, returning it and the number of
-    /// bytes it occupies. Applies exactly V2Ray's bounds checks (spec §2.6), including
+    /// bytes it occupies. Applies exactly V2Ray's bounds checks (PROTOCOL.md §2.6), including
     /// its off-by-one for Data segments: a Data segment needs at least 15 bytes after
     /// the 4-byte prefix even when its payload is empty.
     pub fn parse(bytes: &'a [u8]) -> Result<(Segment<'a>, usize), WireError> {
@@ -361,7 +361,7 @@ impl<'a> Iterator for Segments<'a> {
     }
 }
 
-/// Walks the segments of a decrypted datagram as V2Ray does (spec §2.6): parsing stops
+/// Walks the segments of a decrypted datagram as V2Ray does (PROTOCOL.md §2.6): parsing stops
 /// silently at the first malformed or truncated segment; the ones before it are kept.
 pub fn segments(plaintext: &[u8]) -> Segments<'_> {
     Segments { rest: plaintext }

@@ -1,4 +1,4 @@
-//! Xray's `finalmask.udp` masks (spec §8.3): the envelope and header masks mKCP
+//! Xray's `finalmask.udp` masks (PROTOCOL.md §8.3): the envelope and header masks mKCP
 //! understands, read in the order of the Xray version assumed ([`MaskOrder`]).
 
 use serde_json::Value;
@@ -8,7 +8,7 @@ use crate::config::ConfigError;
 use crate::wire::{HeaderKind, Security};
 
 /// Which end of a `finalmask.udp` list is outermost on the wire: it changed between Xray
-/// versions, so the same JSON gives other bytes with another peer version (spec §8.3).
+/// versions, so the same JSON gives other bytes with another peer version (PROTOCOL.md §8.3).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MaskOrder {
@@ -37,7 +37,7 @@ enum Mask {
     Header(HeaderKind),
 }
 
-/// Reads `finalmask` (spec §8.3): at most one envelope mask and at most one header mask,
+/// Reads `finalmask` (PROTOCOL.md §8.3): at most one envelope mask and at most one header mask,
 /// the envelope innermost (which end of the list that is depends on `rd`'s
 /// [`MaskOrder`]). No envelope mask means the raw envelope. Errors name fields from
 /// `finalmask` on; warnings use `base`, the path of the streamSettings.

@@ -1,4 +1,4 @@
-//! V2Ray `kcpSettings` (spec §4): the fields, their ranges, and the `header` object.
+//! V2Ray `kcpSettings` (PROTOCOL.md §4): the fields, their ranges, and the `header` object.
 
 use serde_json::Value;
 

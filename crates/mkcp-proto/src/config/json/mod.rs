@@ -1,4 +1,4 @@
-//! V2Ray/Xray JSON import: `kcpSettings` (spec §4) and Xray finalmask (spec §8.3), from
+//! V2Ray/Xray JSON import: `kcpSettings` (PROTOCOL.md §4) and Xray finalmask (PROTOCOL.md §8.3), from
 //! whatever kind of document holds them.
 //!
 //! The one entry point for a config file is [`Config::from_json_any`]: it recognises a
@@ -34,7 +34,7 @@
 //! * `//`, `/* */` and `#` comments are allowed outside strings, as in V2Ray's config
 //!   reader.
 //!
-//! Deliberate differences from V2Ray (spec §5 item 26): capacities and buffer sizes of
+//! Deliberate differences from V2Ray (PROTOCOL.md §5 item 26): capacities and buffer sizes of
 //! 4096 MiB or more, whose `× 1048576` overflows V2Ray's u32 arithmetic and silently
 //! gives nonsense (a window of 8, a send buffer of 0), are rejected here.
 //!
@@ -102,7 +102,7 @@ impl Config {
         shape::load(&value, Shape::detect(&value), mask_order)
     }
 
-    /// Reads a V2Ray `kcpSettings` object (spec §4) with V2Ray's defaults and checks.
+    /// Reads a V2Ray `kcpSettings` object (PROTOCOL.md §4) with V2Ray's defaults and checks.
     ///
     /// Errors name the field, the value and what is allowed, e.g.
     /// `mtu = 575 is out of range: allowed 576 to 1460`.
