@@ -451,7 +451,8 @@ impl StatsPrinter {
         // Wire bytes alone do not count: an idle session's keepalives move them.
         let active = d.to_kcp + d.from_kcp + d.acked + d.data_segments_sent > 0
             || now.total_sessions != self.before.total_sessions
-            || now.active != self.before.active;
+            || now.active != self.before.active
+            || dropped_since(&self.before, &now) != (0, 0);
         let print = active || self.was_active;
         let line = print.then(|| {
             format!(
@@ -463,6 +464,19 @@ impl StatsPrinter {
         self.was_active = active;
         self.before = now;
         line
+    }
+}
+
+/// Datagrams dropped by the endpoint between two snapshots: (invalid: failed
+/// authentication or decoding, unknown: no session and none may be created).
+fn dropped_since(before: &Snapshot, now: &Snapshot) -> (u64, u64) {
+    match (&before.endpoint, &now.endpoint) {
+        (Some(b), Some(n)) => (
+            n.dropped_invalid.saturating_sub(b.dropped_invalid),
+            n.dropped_unknown.saturating_sub(b.dropped_unknown),
+        ),
+        (None, Some(n)) => (n.dropped_invalid, n.dropped_unknown),
+        _ => (0, 0),
     }
 }
 
@@ -502,12 +516,28 @@ pub fn stats_line(before: &Snapshot, now: &Snapshot, elapsed: Duration) -> Strin
         }
         None => line.push_str(" | wire/payload -"),
     }
+    let (invalid, unknown) = dropped_since(before, now);
+    if invalid + unknown > 0 {
+        let _ = write!(line, " | dropped {invalid} invalid, {unknown} unknown");
+    }
     line
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stats_line_reports_dropped_datagrams_of_the_interval() {
+        let before = Snapshot::default();
+        let mut now = Snapshot::default();
+        let mut e = mkcp_proto::EndpointStats::default();
+        e.dropped_invalid = 3;
+        now.endpoint = Some(e);
+        let line = stats_line(&before, &now, Duration::from_secs(1));
+        assert!(line.ends_with("| dropped 3 invalid, 0 unknown"), "{line}");
+        assert!(!stats_line(&now, &now, Duration::from_secs(1)).contains("dropped"));
+    }
 
     fn stats(wire: u64, segs: u64, retrans: u64, srtt: u32) -> ConnectionStats {
         let mut s = ConnectionStats::default();

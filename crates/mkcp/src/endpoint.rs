@@ -221,6 +221,19 @@ impl KcpEndpoint {
         self.shared.lock().endpoint.stats().clone()
     }
 
+    /// The sources of datagrams that failed authentication or decoding since the last
+    /// call, busiest first (see [`mkcp_proto::Endpoint::take_invalid_sources`]).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> std::io::Result<()> {
+    /// let endpoint = mkcp::KcpEndpoint::client("127.0.0.1:0", mkcp::Config::default()).await?;
+    /// assert!(endpoint.take_invalid_sources().is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn take_invalid_sources(&self) -> Vec<(std::net::SocketAddr, u64)> {
+        self.shared.lock().endpoint.take_invalid_sources()
+    }
+
     /// Sessions not yet terminated (including ones closing in the background).
     ///
     /// ```

@@ -73,7 +73,7 @@ pub use endpoint::KcpEndpoint;
 pub use error::Error;
 pub use listener::KcpListener;
 pub use shared::CLOSE_TIMEOUT;
-pub use stream::{KcpStream, OwnedReadHalf, OwnedWriteHalf, ReuniteError};
+pub use stream::{KcpStream, OwnedReadHalf, OwnedWriteHalf, ReuniteError, StatsProbe};
 
 pub use mkcp_proto::{
     Config, ConfigError, ConnectionStats, EndpointConfig, EndpointStats, HeaderKind, Security,

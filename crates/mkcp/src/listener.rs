@@ -147,6 +147,19 @@ impl KcpListener {
         self.endpoint.stats()
     }
 
+    /// The sources of datagrams that failed authentication or decoding since the last
+    /// call, busiest first (see [`mkcp_proto::Endpoint::take_invalid_sources`]).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> std::io::Result<()> {
+    /// let listener = mkcp::KcpListener::bind("127.0.0.1:0", mkcp::Config::default()).await?;
+    /// assert!(listener.take_invalid_sources().is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn take_invalid_sources(&self) -> Vec<(std::net::SocketAddr, u64)> {
+        self.endpoint.take_invalid_sources()
+    }
+
     /// Sessions not yet terminated.
     ///
     /// ```

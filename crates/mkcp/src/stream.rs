@@ -16,6 +16,20 @@ use crate::endpoint::KcpEndpoint;
 use crate::error::{io_err, Error};
 use crate::socket;
 
+/// A read-only view of one stream's counters ([`KcpStream::stats_probe`]).
+#[derive(Clone, Debug)]
+pub struct StatsProbe {
+    shared: Arc<Shared>,
+    id: ConnId,
+}
+
+impl StatsProbe {
+    /// The connection's counters, or `None` once it has been released and is gone.
+    pub fn stats(&self) -> Option<ConnectionStats> {
+        self.shared.lock().endpoint.connection_stats(self.id)
+    }
+}
+
 /// The part of a stream shared by its halves; dropping the last one releases the
 /// connection (a graceful close in the background).
 #[derive(Debug)]
@@ -234,6 +248,26 @@ impl KcpStream {
     /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         Ok(self.inner.shared.local_addr)
+    }
+
+    /// A read-only view of this stream's counters that stays usable when the stream
+    /// itself is moved away (e.g. into a task that pumps it); it reports `None` once the
+    /// connection is gone.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> std::io::Result<()> {
+    /// let s = mkcp::KcpStream::connect("127.0.0.1:9", mkcp::Config::default()).await?;
+    /// let probe = s.stats_probe();
+    /// let pump = tokio::spawn(async move { drop(s) });
+    /// let _ = probe.stats().map(|st| st.datagrams_received);
+    /// pump.await.unwrap();
+    /// # Ok(()) }
+    /// ```
+    pub fn stats_probe(&self) -> StatsProbe {
+        StatsProbe {
+            shared: self.inner.shared.clone(),
+            id: self.inner.id,
+        }
     }
 
     /// Counters and estimates of this connection: smoothed RTT, RTO, bytes written,

@@ -28,7 +28,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, info, warn};
 
 use crate::stats::{self, Registry};
-use crate::transport::{KcpListener, KcpStream};
+use crate::transport::{KcpListener, KcpStream, StatsProbe};
 use pump::{Ended, Pump};
 
 /// How long a TCP connect to the target, or an mKCP dial, may take.
@@ -193,6 +193,13 @@ pub async fn start_server(
                     if let Some(line) = summary.update(listener.stats()) {
                         info!("{line}");
                     }
+                    for (source, n) in listener.take_invalid_sources() {
+                        warn!(
+                            "{n} datagram(s) from {source} failed authentication in the last {} s: \
+                             do --seed and --header match the peer's?",
+                            SUMMARY_INTERVAL.as_secs()
+                        );
+                    }
                 }
                 accepted = listener.accept() => match accepted {
                     Ok((kcp, peer)) => {
@@ -269,6 +276,13 @@ pub async fn start_client(
                                 }
                             };
                             info!(session = id, %peer, "TCP connection accepted; carried over mKCP to {server}");
+                            let unanswered = watch_for_answer(id, server.clone(), kcp.stats_probe());
+                            let stop = async move {
+                                tokio::select! {
+                                    _ = stop => {}
+                                    _ = unanswered => {}
+                                }
+                            };
                             serve(id, kcp, tcp, &guard, stop, &options).await;
                         });
                     }
@@ -382,6 +396,41 @@ async fn dial(server: &str, config: Config) -> Result<KcpStream> {
         .await
         .map_err(|_| anyhow!("mKCP dial to {addr} timed out after {CONNECT_TIMEOUT:?}"))?
         .with_context(|| format!("cannot open an mKCP conversation to {addr}"))
+}
+
+/// How long a dialled session may hear nothing from its server before we say so. A
+/// server that has nothing to send still pings within about 5 s (V2Ray's ping updater,
+/// our keep-alive), so an idle but healthy session is heard before this.
+pub const NO_ANSWER_WARN: Duration = Duration::from_secs(7);
+/// How long a dialled session may hear nothing before its TCP connection is closed
+/// (well before the 30 s idle timeout: the application learns early).
+pub const NO_ANSWER_CLOSE: Duration = Duration::from_secs(15);
+
+/// Completes (after logging why) if the session has received nothing at all from its
+/// server [`NO_ANSWER_CLOSE`] after it was dialled; warns at [`NO_ANSWER_WARN`]. Never
+/// completes once anything arrived.
+async fn watch_for_answer(id: u64, server: String, probe: StatsProbe) {
+    // A connection already gone is not ours to judge: the pump ends it.
+    let heard = || probe.stats().is_none_or(|s| s.datagrams_received > 0);
+    tokio::time::sleep(NO_ANSWER_WARN).await;
+    if heard() {
+        return std::future::pending().await;
+    }
+    warn!(
+        session = id,
+        "no reply from the mKCP server {server} within {} s: is it running there, and do \
+         --seed and --header match its settings?",
+        NO_ANSWER_WARN.as_secs()
+    );
+    tokio::time::sleep(NO_ANSWER_CLOSE - NO_ANSWER_WARN).await;
+    if heard() {
+        return std::future::pending().await;
+    }
+    warn!(
+        session = id,
+        "closing the TCP connection: the mKCP server {server} never answered in {} s",
+        NO_ANSWER_CLOSE.as_secs()
+    );
 }
 
 /// Waits for the sessions to end (the caller bounds the time).

@@ -25,6 +25,9 @@ use crate::wire::{segments, Codec, MAX_DATAGRAM};
 mod app;
 mod types;
 
+/// Most sources of invalid datagrams remembered between two reports.
+const MAX_INVALID_SOURCES: usize = 16;
+
 pub use types::{
     ConnId, EndpointConfig, EndpointError, EndpointStats, Event, Transmit, DEFAULT_MAX_SESSIONS,
     DEFAULT_MAX_SESSIONS_PER_IP,
@@ -61,6 +64,8 @@ pub struct Endpoint {
     unproven: VecDeque<(u32, u32)>,
     events: VecDeque<Event>,
     stats: EndpointStats,
+    /// Sources of datagrams that failed to open or parse, since the last report.
+    invalid_sources: HashMap<SocketAddr, u64>,
     due_scratch: Vec<u32>,
 }
 
@@ -86,6 +91,7 @@ impl Endpoint {
             unproven: VecDeque::new(),
             events: VecDeque::new(),
             stats: EndpointStats::default(),
+            invalid_sources: HashMap::new(),
             due_scratch: Vec::new(),
         }
     }
@@ -177,6 +183,24 @@ impl Endpoint {
         Ok(id)
     }
 
+    fn note_invalid(sources: &mut HashMap<SocketAddr, u64>, peer: SocketAddr) {
+        if let Some(n) = sources.get_mut(&peer) {
+            *n += 1;
+        } else if sources.len() < MAX_INVALID_SOURCES {
+            sources.insert(peer, 1);
+        }
+    }
+
+    /// The sources of datagrams that failed authentication or decoding since the last
+    /// call (at most 16 addresses; the rest are only in
+    /// [`EndpointStats::dropped_invalid`]), busiest first. A runtime logs them: a
+    /// peer whose every datagram fails almost always has another seed or header.
+    pub fn take_invalid_sources(&mut self) -> Vec<(SocketAddr, u64)> {
+        let mut v: Vec<_> = self.invalid_sources.drain().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    }
+
     /// Feeds one received datagram (opened in place, so `data` is scratch afterwards).
     pub fn handle_datagram(&mut self, now: Instant, peer: SocketAddr, data: &mut [u8]) {
         self.stats.datagrams_received += 1;
@@ -186,11 +210,13 @@ impl Endpoint {
             Ok(p) => p,
             Err(_) => {
                 self.stats.dropped_invalid += 1;
+                Self::note_invalid(&mut self.invalid_sources, peer);
                 return;
             }
         };
         let Some(first) = segments(plaintext).next() else {
             self.stats.dropped_invalid += 1;
+            Self::note_invalid(&mut self.invalid_sources, peer);
             return;
         };
         let key = (peer, first.conv());
