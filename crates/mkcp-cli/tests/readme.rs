@@ -90,6 +90,16 @@ fn flag_table_matches_help() {
             "{flag} missing from README's flag tables"
         );
     }
+    let (status, help, _) = run(&["server", "--help"], Duration::from_secs(10));
+    assert!(status.success());
+    assert!(
+        help.contains("--connect-on-open"),
+        "--connect-on-open not in server --help"
+    );
+    assert!(
+        README.contains("| `--connect-on-open`"),
+        "--connect-on-open missing from README's flag tables"
+    );
     let (status, help, _) = run(&["netem", "--help"], Duration::from_secs(10));
     assert!(status.success());
     for flag in [
