@@ -97,6 +97,14 @@ pub enum Error {
         /// Bytes written but not acknowledged.
         unacked: u64,
     },
+    /// An error of the core this runtime does not know by name (a newer `mkcp-proto`);
+    /// its message is kept, it is never passed off as "closed". Maps to
+    /// [`io::ErrorKind::Other`].
+    #[error("{message}")]
+    Core {
+        /// The core error's message.
+        message: String,
+    },
 }
 
 impl Error {
@@ -119,6 +127,7 @@ impl Error {
                 io::ErrorKind::TimedOut
             }
             Error::Evicted => io::ErrorKind::ConnectionAborted,
+            Error::Core { .. } => io::ErrorKind::Other,
         }
     }
 }
@@ -139,8 +148,10 @@ impl From<ConnectionError> for Error {
             ConnectionError::Unproven { timeout_ms } => Error::Unproven { timeout_ms },
             ConnectionError::Evicted => Error::Evicted,
             ConnectionError::Closed => Error::Closed,
-            // Variants added later to the (non-exhaustive) core enum.
-            _ => Error::Closed,
+            // Variants added later to the (non-exhaustive) core enum keep their message.
+            other => Error::Core {
+                message: other.to_string(),
+            },
         }
     }
 }
@@ -152,7 +163,10 @@ impl From<EndpointError> for Error {
             EndpointError::NoConversationId { peer } => Error::NoConversationId { peer },
             EndpointError::Connection(c) => c.into(),
             // An id the endpoint no longer knows: the connection is gone.
-            _ => Error::Closed,
+            EndpointError::UnknownConnection => Error::Closed,
+            other => Error::Core {
+                message: other.to_string(),
+            },
         }
     }
 }
