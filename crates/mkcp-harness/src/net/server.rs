@@ -540,7 +540,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(read_n(&mut s, 1 << 20), pattern_bytes(3, 1 << 20));
-        assert!(m.sourced() >= 100_000 + (1 << 20));
+        // The server counts a chunk once its write returned, which may be after we
+        // read it: wait for the counter (bounded), do not race it.
+        let want = 100_000 + (1 << 20);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while m.sourced() < want && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(m.sourced() >= want, "sourced {} of {want}", m.sourced());
         assert_eq!(m.sunk(), 0);
     }
 }
