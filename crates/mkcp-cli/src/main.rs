@@ -10,6 +10,7 @@
 mod cli;
 mod config;
 mod demo;
+mod memory;
 mod metrics;
 mod netem;
 mod runfile;

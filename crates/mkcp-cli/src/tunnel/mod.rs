@@ -184,6 +184,7 @@ pub async fn start_server(
         let stopping = stop_signal(&stop_rx);
         tokio::pin!(stopping);
         let mut summary = SessionSummary::new(listener.stats());
+        let mut live_at_last_tick = 0usize;
         let mut summary_tick = tokio::time::interval(SUMMARY_INTERVAL);
         summary_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -193,6 +194,13 @@ pub async fn start_server(
                     if let Some(line) = summary.update(listener.stats()) {
                         info!("{line}");
                     }
+                    // Many sessions ended since the last tick (a flood reaped, a burst
+                    // of transfers done): hand their memory back to the system.
+                    let live = listener.live_sessions();
+                    if live_at_last_tick >= live + GIVE_BACK_AFTER_ENDED {
+                        crate::memory::give_back();
+                    }
+                    live_at_last_tick = live;
                     for (source, n) in listener.take_invalid_sources() {
                         warn!(
                             "{n} datagram(s) from {source} failed authentication in the last {} s: \
@@ -397,6 +405,10 @@ async fn dial(server: &str, config: Config) -> Result<KcpStream> {
         .map_err(|_| anyhow!("mKCP dial to {addr} timed out after {CONNECT_TIMEOUT:?}"))?
         .with_context(|| format!("cannot open an mKCP conversation to {addr}"))
 }
+
+/// Sessions that must have ended between two summary ticks before the server hands
+/// freed memory back to the system (`memory.rs`).
+const GIVE_BACK_AFTER_ENDED: usize = 64;
 
 /// How long a dialled session may hear nothing from its server before we say so. A
 /// server that has nothing to send still pings within about 5 s (V2Ray's ping updater,
