@@ -33,51 +33,50 @@ fn connect(addr: SocketAddr) -> Result<TcpStream> {
     Ok(s)
 }
 
-/// A thread writing as fast as the tunnel takes it into a sink connection, until stopped.
+/// A thread moving bulk data over one connection of the client endpoint, with a stop
+/// flag and a byte counter: the part the writer and the reader share.
 #[derive(Debug)]
-pub struct BulkWriter {
+struct Worker {
     stop: Arc<AtomicBool>,
-    written: Arc<AtomicU64>,
+    count: Arc<AtomicU64>,
     thread: Option<JoinHandle<io::Result<()>>>,
     socket: TcpStream,
+    /// What the thread does, for errors ("writing to", "reading from").
+    doing: &'static str,
 }
 
-impl BulkWriter {
-    /// Connects to `entry` (the client endpoint), selects the sink and starts writing.
-    pub fn start(entry: SocketAddr) -> Result<Self> {
-        let mut s = connect(entry)?;
-        s.set_write_timeout(Some(POLL))?;
-        s.write_all(&[MODE_SINK]).context("selecting the sink")?;
+impl Worker {
+    /// Runs `work(socket, stop, count)` on a thread named `name` over a clone of `socket`.
+    fn start(
+        socket: TcpStream,
+        name: &str,
+        doing: &'static str,
+        work: impl FnOnce(&mut TcpStream, &AtomicBool, &AtomicU64) -> io::Result<()> + Send + 'static,
+    ) -> Result<Worker> {
         let stop = Arc::new(AtomicBool::new(false));
-        let written = Arc::new(AtomicU64::new(0));
+        let count = Arc::new(AtomicU64::new(0));
         let thread = {
-            let (stop, written) = (stop.clone(), written.clone());
-            let mut s = s.try_clone()?;
+            let (stop, count) = (stop.clone(), count.clone());
+            let mut s = socket.try_clone()?;
             thread::Builder::new()
-                .name("bench-writer".into())
-                .spawn(move || write_loop(&mut s, &stop, &written))?
+                .name(name.into())
+                .spawn(move || work(&mut s, &stop, &count))?
         };
-        Ok(BulkWriter {
+        Ok(Worker {
             stop,
-            written,
+            count,
             thread: Some(thread),
-            socket: s,
+            socket,
+            doing,
         })
     }
 
-    /// Bytes accepted by the client endpoint's TCP socket so far.
-    pub fn written(&self) -> u64 {
-        self.written.load(Ordering::Relaxed)
+    fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
     }
 
-    /// Whether the writer thread has stopped (by an error) while it should still run.
-    pub fn failed(&self) -> bool {
+    fn failed(&self) -> bool {
         self.thread.as_ref().is_some_and(JoinHandle::is_finished)
-    }
-
-    /// Stops writing, closes the connection and returns the writer's error, if any.
-    pub fn stop(mut self) -> Result<()> {
-        self.finish()
     }
 
     fn finish(&mut self) -> Result<()> {
@@ -85,29 +84,53 @@ impl BulkWriter {
         let _ = self.socket.shutdown(Shutdown::Both);
         match self.thread.take() {
             Some(t) => match t.join() {
-                Ok(r) => r.context("writing to the client endpoint"),
-                Err(_) => bail!("the writer thread panicked"),
+                Ok(r) => r.with_context(|| format!("{} the client endpoint", self.doing)),
+                Err(_) => bail!("the thread {} the client endpoint panicked", self.doing),
             },
             None => Ok(()),
         }
     }
 }
 
-impl Drop for BulkWriter {
+impl Drop for Worker {
     fn drop(&mut self) {
         let _ = self.finish();
+    }
+}
+
+/// A thread writing as fast as the tunnel takes it into a sink connection, until stopped.
+#[derive(Debug)]
+pub struct BulkWriter(Worker);
+
+impl BulkWriter {
+    /// Connects to `entry` (the client endpoint), selects the sink and starts writing.
+    pub fn start(entry: SocketAddr) -> Result<Self> {
+        let mut s = connect(entry)?;
+        s.set_write_timeout(Some(POLL))?;
+        s.write_all(&[MODE_SINK]).context("selecting the sink")?;
+        Worker::start(s, "bench-writer", "writing to", write_loop).map(BulkWriter)
+    }
+
+    /// Bytes accepted by the client endpoint's TCP socket so far.
+    pub fn written(&self) -> u64 {
+        self.0.count()
+    }
+
+    /// Whether the writer thread has stopped (by an error) while it should still run.
+    pub fn failed(&self) -> bool {
+        self.0.failed()
+    }
+
+    /// Stops writing, closes the connection and returns the writer's error, if any.
+    pub fn stop(mut self) -> Result<()> {
+        self.0.finish()
     }
 }
 
 /// A thread reading as fast as the tunnel delivers from an endless source connection,
 /// checking every byte against the seeded pattern, until stopped.
 #[derive(Debug)]
-pub struct BulkReader {
-    stop: Arc<AtomicBool>,
-    received: Arc<AtomicU64>,
-    thread: Option<JoinHandle<io::Result<()>>>,
-    socket: TcpStream,
-}
+pub struct BulkReader(Worker);
 
 impl BulkReader {
     /// Connects to `entry` (the client endpoint), asks the target for the endless
@@ -122,55 +145,29 @@ impl BulkReader {
         };
         s.write_all(&req.encode())
             .context("asking the target for a stream")?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let received = Arc::new(AtomicU64::new(0));
-        let thread = {
-            let (stop, received) = (stop.clone(), received.clone());
-            let mut s = s.try_clone()?;
-            thread::Builder::new()
-                .name("bench-reader".into())
-                .spawn(move || read_loop(&mut s, seed, &stop, &received))?
-        };
-        Ok(BulkReader {
-            stop,
-            received,
-            thread: Some(thread),
-            socket: s,
-        })
+        Worker::start(
+            s,
+            "bench-reader",
+            "reading from",
+            move |s, stop, received| read_loop(s, seed, stop, received),
+        )
+        .map(BulkReader)
     }
 
     /// Bytes read from the client endpoint and found equal to the pattern so far.
     pub fn received(&self) -> u64 {
-        self.received.load(Ordering::Relaxed)
+        self.0.count()
     }
 
     /// Whether the reader thread has stopped (an error, a wrong byte, an early close)
     /// while it should still run.
     pub fn failed(&self) -> bool {
-        self.thread.as_ref().is_some_and(JoinHandle::is_finished)
+        self.0.failed()
     }
 
     /// Stops reading, closes the connection and returns the reader's error, if any.
     pub fn stop(mut self) -> Result<()> {
-        self.finish()
-    }
-
-    fn finish(&mut self) -> Result<()> {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.socket.shutdown(Shutdown::Both);
-        match self.thread.take() {
-            Some(t) => match t.join() {
-                Ok(r) => r.context("reading from the client endpoint"),
-                Err(_) => bail!("the reader thread panicked"),
-            },
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for BulkReader {
-    fn drop(&mut self) {
-        let _ = self.finish();
+        self.0.finish()
     }
 }
 
