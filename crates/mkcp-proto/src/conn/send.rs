@@ -417,22 +417,6 @@ impl SendBuffer {
         1
     }
 
-    /// Declares lost every outstanding transmission whose RTO expired by `now_us`.
-    pub fn detect_lost_by_timeout(&mut self, now_us: u64, rto_us: impl Fn(u32) -> u64) -> usize {
-        let mut n = 0;
-        while let Some((num, i)) = self.order_front() {
-            let s = &self.segs[i];
-            if s.sent_us.saturating_add(rto_us(s.transmit)) <= now_us {
-                self.order.pop_front();
-                self.mark_lost(i, num);
-                n += 1;
-            } else {
-                break;
-            }
-        }
-        n
-    }
-
     /// The next segment to transmit: a lost one first, else the first unsent one if it
     /// lies before `window_end` (the peer's advertised window).
     pub fn next_to_send(&mut self, window_end: u32) -> Option<u32> {
@@ -639,7 +623,7 @@ mod tests {
         s.on_sent(0, 0, 0, 100, 0, 0);
         s.on_sent(1, 50_000, 50, 100, 0, 0);
         assert_eq!(s.rto_deadline(|_| 100_000), Some(100_000));
-        assert_eq!(s.detect_lost_by_timeout(120_000, |_| 100_000), 1);
+        assert_eq!(s.detect_oldest_lost_by_timeout(120_000, |_| 100_000), 1);
         assert_eq!(s.in_flight(), 1);
         assert_eq!(s.next_to_send(100), Some(0));
     }
