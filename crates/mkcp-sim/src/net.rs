@@ -153,9 +153,19 @@ struct NodeEntry {
 }
 
 struct LinkEntry {
-    from: SocketAddr,
-    to: SocketAddr,
-    link: Link<Vec<u8>>,
+    link: Link<Datagram>,
+}
+
+/// A datagram on a simulated link, with its addresses (a shared bottleneck carries
+/// datagrams of several address pairs).
+#[derive(Clone, Debug)]
+pub struct Datagram {
+    /// The sender's address.
+    pub from: SocketAddr,
+    /// The destination's address.
+    pub to: SocketAddr,
+    /// The payload.
+    pub data: Vec<u8>,
 }
 
 /// Size of the buffer handed to `poll_transmit`: the largest UDP payload.
@@ -308,13 +318,13 @@ impl Network {
     }
 
     /// The link `from -> to`, if it exists yet.
-    pub fn link(&self, from: SocketAddr, to: SocketAddr) -> Option<&Link<Vec<u8>>> {
+    pub fn link(&self, from: SocketAddr, to: SocketAddr) -> Option<&Link<Datagram>> {
         let i = *self.link_index.get(&(from, to))?;
         Some(&self.links[i].link)
     }
 
     /// The link `from -> to`, created from the default configuration if needed.
-    pub fn link_mut(&mut self, from: SocketAddr, to: SocketAddr) -> &mut Link<Vec<u8>> {
+    pub fn link_mut(&mut self, from: SocketAddr, to: SocketAddr) -> &mut Link<Datagram> {
         let i = self.link_id(from, to);
         &mut self.links[i].link
     }
@@ -333,7 +343,31 @@ impl Network {
         packet.clear();
         packet.extend_from_slice(data);
         let now = self.now;
-        self.link_mut(from, to).push(now, data.len(), packet)
+        let len = data.len();
+        self.link_mut(from, to).push(
+            now,
+            len,
+            Datagram {
+                from,
+                to,
+                data: packet,
+            },
+        )
+    }
+
+    /// Makes `from -> to` use the same link as `via_from -> via_to` (created from the
+    /// default configuration if needed): one queue, one rate limit and one set of
+    /// counters for both, as flows from several sockets share a bottleneck. Datagrams
+    /// keep their own addresses. Replaces a link `from -> to` that had no traffic yet.
+    pub fn share_link(
+        &mut self,
+        from: SocketAddr,
+        to: SocketAddr,
+        via_from: SocketAddr,
+        via_to: SocketAddr,
+    ) {
+        let i = self.link_id(via_from, via_to);
+        self.link_index.insert((from, to), i);
     }
 
     /// Installs a tap that sees (and may rewrite or drop) every datagram at delivery.
@@ -379,7 +413,7 @@ impl Network {
             for li in 0..self.links.len() {
                 while let Some(data) = self.links[li].link.poll(self.now) {
                     progressed = true;
-                    self.deliver(li, data)?;
+                    self.deliver(data)?;
                 }
             }
             for ni in 0..self.nodes.len() {
@@ -484,9 +518,9 @@ impl Network {
 
     /// Hands a datagram that left link `li` to its destination node, then drains the
     /// node's replies.
-    fn deliver(&mut self, li: usize, mut data: Vec<u8>) -> Result<(), SimError> {
+    fn deliver(&mut self, d: Datagram) -> Result<(), SimError> {
         self.count_event()?;
-        let (from, to) = (self.links[li].from, self.links[li].to);
+        let Datagram { from, to, mut data } = d;
         if let Some(tap) = self.tap.as_mut() {
             if !tap(self.now, from, to, &mut data) {
                 self.stats.tapped += 1;
@@ -523,7 +557,15 @@ impl Network {
             packet.clear();
             packet.extend_from_slice(bytes);
             let li = self.link_id(from, to);
-            self.links[li].link.push(self.now, len, packet);
+            self.links[li].link.push(
+                self.now,
+                len,
+                Datagram {
+                    from,
+                    to,
+                    data: packet,
+                },
+            );
         }
     }
 
@@ -547,8 +589,6 @@ impl Network {
     fn insert_link(&mut self, from: SocketAddr, to: SocketAddr, cfg: LinkConfig) -> usize {
         let i = self.links.len();
         self.links.push(LinkEntry {
-            from,
-            to,
             link: Link::new(cfg),
         });
         self.link_index.insert((from, to), i);

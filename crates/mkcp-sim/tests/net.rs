@@ -455,3 +455,75 @@ fn injected_datagrams_cross_the_link_like_any_other() {
     assert_eq!(net.stats().undeliverable, 1);
     assert_eq!(net.link_stats(b, attacker).bytes_out, 3);
 }
+
+/// Sends `count` datagrams of `len` bytes to `peer` at once.
+struct Burst {
+    peer: SocketAddr,
+    left: usize,
+    len: usize,
+}
+
+impl Node for Burst {
+    fn handle_datagram(&mut self, _now: Instant, _from: SocketAddr, _data: &mut [u8]) {}
+    fn poll_transmit(&mut self, _now: Instant, buf: &mut [u8]) -> Option<(SocketAddr, usize)> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        buf[..self.len].fill(0xAB);
+        Some((self.peer, self.len))
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+    fn handle_timeout(&mut self, _now: Instant) {}
+}
+
+/// Flows from two sockets made to share one link meet one queue and one rate limit:
+/// what the queue cannot hold is dropped across both, the counters add up, and every
+/// datagram that crosses reaches its own destination.
+#[test]
+fn shared_link_is_one_bottleneck_for_several_address_pairs() {
+    let t0 = Instant::now();
+    let (a1, a2) = (addr("10.0.0.1:1"), addr("10.0.0.1:2"));
+    let (b1, b2) = (addr("10.0.0.2:1"), addr("10.0.0.2:2"));
+    let mut net = Network::new(t0, LinkConfig::default());
+    // 1 Mbit/s with room for 10 datagrams of 1000 bytes.
+    net.set_link(
+        a1,
+        b1,
+        LinkConfig::default()
+            .rate_bps(1_000_000)
+            .queue_bytes(10_000),
+    );
+    net.share_link(a2, b2, a1, b1);
+    net.add_node(b1, Echo::default());
+    net.add_node(b2, Echo::default());
+    net.add_node(
+        a1,
+        Burst {
+            peer: b1,
+            left: 8,
+            len: 1000,
+        },
+    );
+    net.add_node(
+        a2,
+        Burst {
+            peer: b2,
+            left: 8,
+            len: 1000,
+        },
+    );
+    net.run_for(Duration::from_secs(1)).unwrap();
+    let shared = net.link_stats(a1, b1);
+    assert_eq!(shared.packets_in, 16);
+    assert!(shared.dropped_queue >= 5, "{shared:?}");
+    assert_eq!(shared.packets_out + shared.dropped_queue, 16);
+    let got1 = net.node::<Echo>(b1).unwrap().received;
+    let got2 = net.node::<Echo>(b2).unwrap().received;
+    assert_eq!(got1 + got2, shared.packets_out);
+    assert!(got1 > 0 && got2 > 0, "{got1} {got2}");
+    // The counters are the link's: both pairs report the same.
+    assert_eq!(net.link_stats(a2, b2), shared);
+}

@@ -44,6 +44,10 @@ pub struct RateControl {
     /// once per TTI, so its acks come in bursts and the round trip a sender sees is
     /// the path's plus up to one TTI.
     ack_delay_us: u64,
+    /// Delivery-rate samples of segments sent before the delivered counter reached
+    /// this were taken while the application had nothing more to send (BBR's
+    /// "app-limited"): they measure the application, not the path.
+    app_limited_until: u64,
 }
 
 impl RateControl {
@@ -63,7 +67,17 @@ impl RateControl {
             cycle_start: 0,
             min_cwnd_segments: u64::from(min_cwnd_segments.max(2)),
             ack_delay_us: 0,
+            app_limited_until: 0,
         }
+    }
+
+    /// The sender ran out of data with room in its window: samples of what is in
+    /// flight now (up to `delivered + inflight` bytes) are app-limited. Such a sample
+    /// may raise the estimate but neither lowers it nor lets it expire, so a thin or
+    /// paused stream keeps the rate it had measured (else its pacing would sink to the
+    /// application's rate and hold back its next burst).
+    pub fn mark_app_limited(&mut self, delivered: u64, inflight: u64) {
+        self.app_limited_until = self.app_limited_until.max(delivered + inflight + 1);
     }
 
     /// Sets how long the peer may hold an acknowledgement (µs); see [`Self::round_trip_us`].
@@ -114,11 +128,15 @@ impl RateControl {
         interval_us: u64,
         inflight: u64,
     ) {
+        let app_limited = delivered_at_send < self.app_limited_until;
         let mut new_round = false;
         if delivered_at_send >= self.next_round_delivered {
             self.next_round_delivered = delivered_total;
+            // An app-limited round carries the estimate forward instead of letting
+            // its oldest round expire.
+            let carry = if app_limited { self.bandwidth() } else { 0 };
             self.round += 1;
-            self.bw_rounds[(self.round % BW_ROUNDS as u64) as usize] = 0;
+            self.bw_rounds[(self.round % BW_ROUNDS as u64) as usize] = carry;
             new_round = true;
         }
         let delivered = delivered_total.saturating_sub(delivered_at_send);
@@ -132,7 +150,7 @@ impl RateControl {
         let bw = self.bandwidth();
         match self.phase {
             Phase::Startup => {
-                if new_round && bw > 0 {
+                if new_round && bw > 0 && !app_limited {
                     if bw >= self.full_bw + self.full_bw / 4 {
                         self.full_bw = bw;
                         self.full_bw_rounds = 0;

@@ -42,6 +42,7 @@ pub(crate) mod rtt;
 pub(crate) mod send;
 mod seq;
 mod shaper;
+mod thin;
 mod timer;
 mod types;
 mod v2ray;
@@ -58,6 +59,7 @@ use recv::{AckList, RecvBuffer};
 use rtt::RttEstimator;
 use send::SendBuffer;
 use shaper::Shaper;
+use thin::Thin;
 use timer::TERMINATE_INTERVAL_US;
 pub use types::{ConnEvent, ConnectionError, ConnectionStats, State};
 use v2ray::V2rayMode;
@@ -118,6 +120,8 @@ pub struct Connection {
     scratch: Vec<u32>,
     /// Paces a V2Ray sender through the window we advertise.
     shaper: Shaper,
+    /// Copies owed for a thin stream's segments.
+    thin: Thin,
     /// V2Ray's own sender and ack list (`v2ray_compat`), instead of ours.
     v2ray: Option<Box<V2rayMode>>,
 }
@@ -182,6 +186,7 @@ impl Connection {
             idle_ms: t.idle_timeout_ms.max(1),
             ping_ms: t.ping_interval_ms.max(1),
             max_rto,
+            thin_copies: t.thin_stream_copies && !compat,
         };
         let recv = RecvBuffer::new(rcv_wnd);
         let advertised_end = recv.window_end();
@@ -229,6 +234,7 @@ impl Connection {
                 ..Hello::default()
             },
             shaper: Shaper::new(config.tti),
+            thin: Thin::default(),
             close: Closing::default(),
             guard: Guard::default(),
             error: None,
@@ -288,6 +294,7 @@ impl Connection {
             || self.due.terminate
             || self.close.fin_due
             || !self.acks.is_empty()
+            || self.thin.is_pending()
             || self.can_send_data()
     }
 

@@ -60,18 +60,20 @@ impl Connection {
     }
 
     fn transmit(&mut self, t: u64, buf: &mut [u8]) -> usize {
+        let (copies, ncopies) = self.take_thin_copies();
         let mut w = if self.send_budget().is_some() {
             // An unproven peer's small byte budget goes to data first: its
             // acknowledgement proves the peer and lifts the limit; acks follow.
             // Acks only while budget for a small reply stays: a client whose first
             // datagram was lost has given little, and an ack that eats it would make
             // the reply wait for its keep-alives; unacked, it retransmits instead.
-            let d = self.write_data(t, buf, 0);
+            let d = self.write_data(t, buf, 0, false);
             let end = buf.len().saturating_sub(UNPROVEN_ACK_RESERVE).max(d);
             d + self.write_acks(t, &mut buf[d..end])
         } else {
             self.write_acks(t, buf)
         };
+        let acks_len = w;
         let now_ms = Self::ms(t);
         // Who we are, ahead of data (it must not wait behind full-size segments).
         // Not while the peer is unproven: its byte budget is better spent on data,
@@ -117,7 +119,8 @@ impl Connection {
                 self.times.last_ping_ms = now_ms;
             }
         }
-        self.write_data(t, buf, w)
+        let w = self.write_thin_copies(t, buf, w, &copies[..ncopies]);
+        self.write_data(t, buf, w, acks_len > 0)
     }
 
     /// Acknowledgements (and window updates) at the start of `buf`; returns the length.
@@ -154,7 +157,7 @@ impl Connection {
 
     /// Data from `w` on: lost segments first, then new ones, within the congestion
     /// window, the peer's window and the pacing rate. Returns the datagram's length.
-    fn write_data(&mut self, t: u64, buf: &mut [u8], mut w: usize) -> usize {
+    fn write_data(&mut self, t: u64, buf: &mut [u8], mut w: usize, with_ack: bool) -> usize {
         let now_ms = Self::ms(t);
         let rate = self.cc.rate.pacing_rate();
         while self.can_send_data() {
@@ -209,10 +212,22 @@ impl Connection {
                 .on_send(t, len + DATA_HEADER_LEN, rate, self.p.mtu);
             self.stats.data_segments_sent += 1;
             self.cc.sent_in_round += 1;
+            self.after_data_sent(number, with_ack);
             if retransmit {
                 self.stats.retransmissions += 1;
                 self.stats.bytes_retransmitted += len as u64;
             }
+        }
+        // Out of data with room in the window, and the application is not waiting
+        // for buffer space (a full write buffer limits us, not the application).
+        let queued = self.send.next_number() != self.send.unsent();
+        let in_flight = self.send.in_flight_bytes() as u64;
+        if !queued
+            && !self.close.write_blocked
+            && !self.send.has_lost()
+            && in_flight < self.cwnd_bytes()
+        {
+            self.cc.rate.mark_app_limited(self.cc.delivered, in_flight);
         }
         // The loss-rate round: V2Ray's loss window (`congestion: true`) takes its
         // figure; the counters restart either way so they stay bounded.

@@ -16,6 +16,8 @@ pub(super) struct Params {
     pub(super) idle_ms: u32,
     pub(super) ping_ms: u32,
     pub(super) max_rto: u32,
+    /// Send a thin stream's segments twice ([`crate::Tuning::thin_stream_copies`]).
+    pub(super) thin_copies: bool,
 }
 
 /// When things last happened (connection time, µs unless named otherwise).

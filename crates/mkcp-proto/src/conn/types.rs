@@ -92,6 +92,8 @@ pub struct ConnectionStats {
     pub data_segments_sent: u64,
     /// Data segment retransmissions.
     pub retransmissions: u64,
+    /// Redundant copies of a thin stream's segments (also in `data_segments_sent`).
+    pub redundant_segments: u64,
     /// Payload bytes retransmitted.
     pub bytes_retransmitted: u64,
     /// Data segments received (including duplicates).

@@ -35,6 +35,8 @@ pub struct App {
     /// after the endpoint has transmitted, this long after data became readable (zero:
     /// right after the transmit). `None`: read at once, before the endpoint transmits.
     pub read_delay: Option<Duration>,
+    /// Write back everything read (an echo server).
+    pub echo: bool,
     pub shut: bool,
     pub closed: bool,
     pub closed_at: Option<Instant>,
@@ -96,7 +98,7 @@ impl SimPeer {
             self.timeout = self.ep.poll_timeout();
             return;
         };
-        for _ in 0..2 {
+        for _ in 0..8 {
             while self.app.sent < self.app.to_send.len()
                 && !self.app.closed
                 && self.app.error.is_none()
@@ -146,13 +148,21 @@ impl SimPeer {
                         self.app.eof = true;
                         self.app.eof_at = Some(now);
                     }
-                    Ok(Some(n)) => self.app.received.extend_from_slice(&self.buf[..n]),
+                    Ok(Some(n)) => {
+                        self.app.received.extend_from_slice(&self.buf[..n]);
+                        if self.app.echo {
+                            self.app.to_send.extend_from_slice(&self.buf[..n]);
+                        }
+                    }
                     Ok(None) => break,
                     Err(e) => {
                         self.app.error_at.get_or_insert(now);
                         self.app.error = Some(e);
                     }
                 }
+            }
+            if self.app.echo && self.app.sent < self.app.to_send.len() {
+                continue;
             }
             if self.app.eof {
                 if let Some(reply) = self.app.reply_on_eof.take() {
@@ -296,5 +306,65 @@ impl Pair {
                 cond(c, s)
             })
             .expect("simulation must not stall")
+    }
+}
+
+/// `n` client/server pairs whose flows share one bottleneck each way, as sessions from
+/// separate client sockets (V2Ray's dialer opens one per tunnelled connection) crossing
+/// the same path. Client `i` is 10.0.0.1:(1000 + i), its server 10.0.0.2:(2000 + i).
+pub struct Flows {
+    pub net: Network,
+    pub t0: Instant,
+    pub clients: Vec<SocketAddr>,
+    pub servers: Vec<SocketAddr>,
+}
+
+impl Flows {
+    pub fn new(n: usize, kcp: Config, up: LinkConfig, down: LinkConfig, seed: u64) -> Flows {
+        let t0 = Instant::now();
+        let mut net = Network::new(t0, LinkConfig::default());
+        let (mut clients, mut servers) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let c = addr(&format!("10.0.0.1:{}", 1000 + i));
+            let s = addr(&format!("10.0.0.2:{}", 2000 + i));
+            if i == 0 {
+                net.set_link(c, s, up.clone());
+                net.set_link(s, c, down.clone());
+            } else {
+                net.share_link(c, s, clients[0], servers[0]);
+                net.share_link(s, c, servers[0], clients[0]);
+            }
+            let k = seed.wrapping_mul(16).wrapping_add(2 * i as u64);
+            net.add_node(s, SimPeer::server(kcp.clone(), k + 1));
+            net.add_node(c, SimPeer::client(kcp.clone(), k + 2, t0, s));
+            clients.push(c);
+            servers.push(s);
+        }
+        Flows {
+            net,
+            t0,
+            clients,
+            servers,
+        }
+    }
+
+    pub fn c(&mut self, i: usize) -> &mut SimPeer {
+        let a = self.clients[i];
+        self.net.node_mut::<SimPeer>(a).expect("client node")
+    }
+
+    pub fn s(&mut self, i: usize) -> &mut SimPeer {
+        let a = self.servers[i];
+        self.net.node_mut::<SimPeer>(a).expect("server node")
+    }
+
+    /// Counters of the shared bottleneck towards the servers.
+    pub fn up_stats(&self) -> mkcp_sim::link::LinkStats {
+        self.net.link_stats(self.clients[0], self.servers[0])
+    }
+
+    /// Counters of the shared bottleneck towards the clients.
+    pub fn down_stats(&self) -> mkcp_sim::link::LinkStats {
+        self.net.link_stats(self.servers[0], self.clients[0])
     }
 }
