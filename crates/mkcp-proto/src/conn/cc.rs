@@ -48,7 +48,14 @@ pub struct RateControl {
     /// this were taken while the application had nothing more to send (BBR's
     /// "app-limited"): they measure the application, not the path.
     app_limited_until: u64,
+    /// Smallest RTT sample of the current round (µs; `u64::MAX`: none yet).
+    round_min_rtt_us: u64,
 }
+
+/// A round whose smallest RTT sample exceeds the minimum RTT by more than this share of
+/// it (and at least [`STANDING_QUEUE_MIN_US`]) saw a standing queue at the bottleneck.
+const STANDING_QUEUE_SHARE: u64 = 4;
+const STANDING_QUEUE_MIN_US: u64 = 5_000;
 
 impl RateControl {
     /// A controller for segments of `mss` payload bytes.
@@ -68,6 +75,7 @@ impl RateControl {
             min_cwnd_segments: u64::from(min_cwnd_segments.max(2)),
             ack_delay_us: 0,
             app_limited_until: 0,
+            round_min_rtt_us: u64::MAX,
         }
     }
 
@@ -110,6 +118,7 @@ impl RateControl {
 
     /// Records an RTT sample (µs) from a segment sent once.
     pub fn on_rtt(&mut self, now_us: u64, rtt_us: u64) {
+        self.round_min_rtt_us = self.round_min_rtt_us.min(rtt_us);
         if rtt_us <= self.min_rtt_us || now_us.saturating_sub(self.min_rtt_at) > MIN_RTT_WINDOW_US {
             self.min_rtt_us = rtt_us.max(1);
             self.min_rtt_at = now_us;
@@ -132,6 +141,10 @@ impl RateControl {
         let mut new_round = false;
         if delivered_at_send >= self.next_round_delivered {
             self.next_round_delivered = delivered_total;
+            if self.standing_queue() {
+                self.on_standing_queue(now_us);
+            }
+            self.round_min_rtt_us = u64::MAX;
             // An app-limited round carries the estimate forward instead of letting
             // its oldest round expire.
             let carry = if app_limited { self.bandwidth() } else { 0 };
@@ -175,6 +188,45 @@ impl RateControl {
                     self.cycle = (self.cycle + 1) % PROBE_GAINS.len();
                     self.cycle_start = now_us;
                 }
+            }
+        }
+    }
+
+    /// The round that just ended never saw the path's minimum RTT: a queue stood at the
+    /// bottleneck all through it, so more is sent than the bottleneck drains. With one
+    /// flow the probing cycle drains its own queue; flows that share the bottleneck
+    /// (each tunnelled connection is a session of its own) each measure a windowed
+    /// maximum above their share, and their queue would grow until it overflows. Only
+    /// judged against an mkcp peer, which acknowledges at once (a V2Ray peer's ack
+    /// delay of up to a TTI blurs the RTT samples).
+    fn standing_queue(&self) -> bool {
+        let Some(min) = self.min_rtt_us() else {
+            return false;
+        };
+        self.ack_delay_us == 0
+            && self.round_min_rtt_us != u64::MAX
+            && self.round_min_rtt_us > min + (min / STANDING_QUEUE_SHARE).max(STANDING_QUEUE_MIN_US)
+    }
+
+    /// Response to a standing queue: the estimate falls to what the last round really
+    /// delivered (our share of the bottleneck, not the peak of the window), and the
+    /// cycle goes to its draining phase; startup ends.
+    fn on_standing_queue(&mut self, now_us: u64) {
+        match self.phase {
+            Phase::Startup => {
+                self.full_bw = self.bandwidth();
+                self.phase = Phase::Drain;
+            }
+            Phase::Drain => {}
+            Phase::ProbeBw => {
+                let last = self.bw_rounds[(self.round % BW_ROUNDS as u64) as usize];
+                if last > 0 {
+                    for slot in &mut self.bw_rounds {
+                        *slot = (*slot).min(last);
+                    }
+                }
+                self.cycle = 1;
+                self.cycle_start = now_us;
             }
         }
     }

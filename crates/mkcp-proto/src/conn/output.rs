@@ -14,6 +14,9 @@ use crate::wire::segment::{
 /// segment with 16 bytes of payload.
 const UNPROVEN_ACK_RESERVE: usize = DATA_HEADER_LEN + 16;
 
+/// Byte budget an unproven peer must have given before our hello goes to it.
+const HELLO_MIN_BUDGET: u64 = 4096;
+
 impl Connection {
     /// Writes the plaintext of the next datagram into `buf` and returns its length, or
     /// `None` if nothing is to be sent now.
@@ -76,11 +79,13 @@ impl Connection {
         let acks_len = w;
         let now_ms = Self::ms(t);
         // Who we are, ahead of data (it must not wait behind full-size segments).
-        // Not while the peer is unproven: its byte budget is better spent on data,
-        // whose acknowledgement proves it.
+        // Not while an unproven peer's byte budget is small: it is better spent on
+        // data, whose acknowledgement proves the peer. A peer that uploads proves
+        // nothing (we send it no data) but gives ample budget, and without our hello
+        // it would take us for V2Ray and wait for V2Ray's ack delay.
         if !self.hello.done
             && self.hello.sent < MAX_HELLOS
-            && self.send_budget().is_none()
+            && self.send_budget().is_none_or(|b| b >= HELLO_MIN_BUDGET)
             && buf.len() - w >= CMD_LEN
         {
             let cmd = if self.hello.heard {
