@@ -72,8 +72,8 @@ fn capacity(bps: f64, loss: f64) -> f64 {
 }
 
 /// Issue 12 item 4: 4 uploads through one 30 ms / 2 % / 100 Mbit/s bottleneck reach
-/// >= 90 % of what it carries, Jain index >= 0.9, queue drops <= 1 % of datagrams, with
-/// congestion off (default) and on. Before the fix: 9 % queue drops, wire 1.18x.
+/// at least 90 % of what it carries, Jain index at least 0.9, queue drops at most 1 % of
+/// datagrams, with congestion off (default) and on. Before the fix: 9 % queue drops, wire 1.18x.
 #[test]
 fn four_uploads_share_one_bottleneck_fairly_without_overflowing_it() {
     for congestion in [false, true] {
