@@ -162,6 +162,11 @@ pub struct Tuning {
     /// lost small message then rarely waits for a retransmission timeout: it costs at
     /// most twice the thin stream's data bytes. Default on; V2Ray peers accept it.
     pub thin_stream_copies: bool,
+    /// Send a retransmission twice when, lost again, it would hold the window's left
+    /// edge until the window fills (a bulk stream on a long lossy path stalls on
+    /// these). At most one copy per lost segment, none while the window has room.
+    /// Default on.
+    pub retransmission_copies: bool,
 }
 
 impl Default for Tuning {
@@ -174,6 +179,7 @@ impl Default for Tuning {
             max_rto_ms: 12_500,
             max_ack_list: 1024,
             thin_stream_copies: true,
+            retransmission_copies: true,
         }
     }
 }

@@ -208,10 +208,9 @@ impl Connection {
             self.widen_reordering_window();
         }
         if let Some(ns) = newest_sent {
-            let base = (self.cc.rate.min_rtt_us().unwrap_or(4_000) / 4).max(1_000);
             let lost = self
                 .send
-                .detect_lost_by_time(ns, base + self.cc.reo_extra_us);
+                .detect_lost_by_time(ns, self.reordering_window_us());
             if lost > 0 {
                 self.cc.lost_in_round += lost as u32;
                 self.cc.reo_clean_rounds += 1;

@@ -187,6 +187,7 @@ impl Connection {
             ping_ms: t.ping_interval_ms.max(1),
             max_rto,
             thin_copies: t.thin_stream_copies && !compat,
+            repair_copies: t.retransmission_copies && !compat,
         };
         let recv = RecvBuffer::new(rcv_wnd);
         let advertised_end = recv.window_end();
@@ -460,8 +461,25 @@ impl Connection {
     /// an ack may come a TTI after the data arrived; Karn's rule drops exactly those
     /// late samples once a segment was retransmitted, so the estimate alone never
     /// learns it (interop finding: RTO at its 30 ms floor, spurious timeouts).
+    /// How much earlier than the newest acknowledged transmission a segment must have
+    /// been sent to count as lost: a quarter of the minimum RTT (RACK's reordering
+    /// window), widened after spurious retransmissions.
+    fn reordering_window_us(&self) -> u64 {
+        (self.cc.rate.min_rtt_us().unwrap_or(4_000) / 4).max(1_000) + self.cc.reo_extra_us
+    }
+
+    /// The retransmission timeout of data: V2Ray's RTO plus a TTI, and never before
+    /// time-based detection could have found the loss (a round trip plus the
+    /// reordering window, and a quarter of the minimum RTT of margin). On a long path
+    /// V2Ray's RTO is barely above the RTT, and a timeout that races detection resends
+    /// segments that detection would have resent anyway (and whose late acks then
+    /// look like reordering, which widens the window, which loses more races).
     fn data_rto_ms(&self) -> u32 {
-        self.rtt.rto().saturating_add(self.p.tti_ms)
+        let rto = self.rtt.rto().saturating_add(self.p.tti_ms);
+        let min_rtt = self.cc.rate.min_rtt_us().unwrap_or(0);
+        let detect_us =
+            u64::from(self.rtt.srtt()) * 1000 + self.reordering_window_us() + min_rtt / 4;
+        rto.max(u32::try_from(detect_us.div_ceil(1000)).unwrap_or(u32::MAX))
     }
 
     fn rto_us_for(rto_ms: u32, max_rto: u32, compat: bool) -> impl Fn(u32) -> u64 {

@@ -63,7 +63,7 @@ impl Connection {
     }
 
     fn transmit(&mut self, t: u64, buf: &mut [u8]) -> usize {
-        let (copies, ncopies) = self.take_thin_copies();
+        let copies = self.take_thin_copies();
         let mut w = if self.send_budget().is_some() {
             // An unproven peer's small byte budget goes to data first: its
             // acknowledgement proves the peer and lifts the limit; acks follow.
@@ -124,7 +124,7 @@ impl Connection {
                 self.times.last_ping_ms = now_ms;
             }
         }
-        let w = self.write_thin_copies(t, buf, w, &copies[..ncopies]);
+        let w = self.write_thin_copies(t, buf, w, &copies);
         self.write_data(t, buf, w, acks_len > 0)
     }
 
@@ -237,7 +237,9 @@ impl Connection {
         // The loss-rate round: V2Ray's loss window (`congestion: true`) takes its
         // figure; the counters restart either way so they stay bounded.
         if self.cc.sent_in_round >= self.cc.loss.window() {
-            if self.p.congestion {
+            // Not while timeouts go unanswered: a round of probes to a silent peer
+            // detects no loss, and "no loss" would grow the window into the void.
+            if self.p.congestion && self.unanswered_rto().is_none() {
                 let rate = self.cc.lost_in_round * 100 / self.cc.sent_in_round.max(1);
                 self.cc.loss.on_loss_rate(rate);
             }

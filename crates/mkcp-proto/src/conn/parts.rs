@@ -18,6 +18,8 @@ pub(super) struct Params {
     pub(super) max_rto: u32,
     /// Send a thin stream's segments twice ([`crate::Tuning::thin_stream_copies`]).
     pub(super) thin_copies: bool,
+    /// Send stall-critical retransmissions twice ([`crate::Tuning::retransmission_copies`]).
+    pub(super) repair_copies: bool,
 }
 
 /// When things last happened (connection time, µs unless named otherwise).

@@ -13,6 +13,11 @@
 //! outstanding, never duplicates. Only for our own sender; the receiver, ours or
 //! V2Ray's, takes the second copy for a duplicate and acknowledges it again (which also
 //! makes a lost acknowledgement harmless).
+//!
+//! The same mechanism repairs the losses that stall a bulk stream: a retransmission
+//! that, lost too, would let the window fill before its next retransmission is
+//! acknowledged (see `left_edge_retransmission`) is sent twice as well
+//! ([`crate::Tuning::retransmission_copies`]).
 
 use super::Connection;
 use crate::wire::segment::{DataSegment, Segment, DATA_HEADER_LEN};
@@ -27,9 +32,19 @@ pub(super) struct Thin {
     /// Segments sent in the datagram being written, to be copied in a later one.
     next: [u32; THIN_SEGMENTS],
     next_len: usize,
+    /// Bit `i`: copy `i` repairs a retransmission (else it is a thin stream's).
+    next_repair: u8,
     /// The datagram with the originals also carried an acknowledgement: the copy's
     /// datagram repeats it (else a lost original would also lose the ack).
     next_ack: bool,
+}
+
+/// The copies one datagram owes (see [`Thin`]).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Copies {
+    numbers: [u32; THIN_SEGMENTS],
+    len: usize,
+    repair: u8,
 }
 
 impl Thin {
@@ -38,9 +53,10 @@ impl Thin {
         self.next_len > 0
     }
 
-    fn record(&mut self, number: u32, with_ack: bool) {
+    fn record(&mut self, number: u32, with_ack: bool, repair: bool) {
         if self.next_len < THIN_SEGMENTS && !self.next[..self.next_len].contains(&number) {
             self.next[self.next_len] = number;
+            self.next_repair |= u8::from(repair) << self.next_len;
             self.next_len += 1;
             self.next_ack |= with_ack;
         }
@@ -50,37 +66,74 @@ impl Thin {
 impl Connection {
     /// The copies owed by earlier datagrams, taken for this one; asks for an ack to go
     /// with them if the originals carried one.
-    pub(super) fn take_thin_copies(&mut self) -> ([u32; THIN_SEGMENTS], usize) {
+    pub(super) fn take_thin_copies(&mut self) -> Copies {
         let t = std::mem::take(&mut self.thin);
         if t.next_ack && t.next_len > 0 {
             self.due.ack = true;
         }
-        (t.next, t.next_len)
+        Copies {
+            numbers: t.next,
+            len: t.next_len,
+            repair: t.next_repair,
+        }
     }
 
     /// After `number` was transmitted in the datagram being written: records it for a
     /// copy if the stream is thin. `with_ack`: the datagram carries an acknowledgement.
     pub(super) fn after_data_sent(&mut self, number: u32, with_ack: bool) {
-        if !self.p.thin_copies || self.send_budget().is_some() {
+        if self.send_budget().is_some() {
             return;
         }
         let queued = self.send.next_number().wrapping_sub(self.send.unsent()) as usize;
-        if self.send.in_flight() + queued <= THIN_SEGMENTS {
-            self.thin.record(number, with_ack);
+        // Thin: little outstanding and the application not waiting for buffer space
+        // (a bulk stream whose window is full of acknowledged segments behind a hole
+        // has little in flight too).
+        let thin = self.send.in_flight() + queued <= THIN_SEGMENTS && !self.close.write_blocked;
+        if self.p.thin_copies && thin {
+            self.thin.record(number, with_ack, false);
+        } else if self.p.repair_copies && self.left_edge_retransmission(number) {
+            self.thin.record(number, with_ack, true);
         }
     }
 
-    /// Writes copies of `numbers` (segments still unacknowledged) from `w` on, with
-    /// their original timestamps. Returns the new length.
+    /// `number` was just retransmitted, and should this copy be lost too, the window
+    /// would fill before the next retransmission is acknowledged: that takes two more
+    /// loss-detection delays (a round trip plus the reordering window, about 1.25 round
+    /// trips: detection, then the repair), in which the sender moves on by that many
+    /// bandwidth-delay products. A lost retransmission is what stalls a long lossy
+    /// link (the left edge stays put while the window fills), so such retransmissions
+    /// are sent twice: one copy per loss at most, none where the window has room.
+    fn left_edge_retransmission(&self, number: u32) -> bool {
+        let Some(seg) = self.send.get(number) else {
+            return false;
+        };
+        // How far sending has moved on since `number` (not what is merely queued).
+        let ahead = self.send.unsent().wrapping_sub(number) as usize;
+        let window = self
+            .p
+            .send_buffer_segments
+            .min(self.peer.end.wrapping_sub(self.send.una()) as usize);
+        let bdp = self.cc.rate.bdp() / self.p.mss as u64;
+        // Only while acknowledgements flow (the loss was found from later ones): not
+        // a timeout's probe, nor anything for a peer that has gone quiet.
+        let recent = u64::from(self.rtt.srtt().max(1)) * 1000;
+        seg.transmit > 1
+            && self.unanswered_rto().is_none()
+            && self.now_us.saturating_sub(self.times.progress_us) < recent
+            && ahead as u64 + bdp * 5 / 2 > window as u64
+    }
+
+    /// Writes `copies` (of segments still unacknowledged) from `w` on, with their
+    /// original timestamps. Returns the new length.
     pub(super) fn write_thin_copies(
         &mut self,
         t: u64,
         buf: &mut [u8],
         mut w: usize,
-        numbers: &[u32],
+        copies: &Copies,
     ) -> usize {
         let rate = self.cc.rate.pacing_rate();
-        for &number in numbers {
+        for (i, &number) in copies.numbers[..copies.len].iter().enumerate() {
             let Some(seg) = self.send.get(number) else {
                 continue;
             };
@@ -107,6 +160,9 @@ impl Connection {
                 .on_send(t, len + DATA_HEADER_LEN, rate, self.p.mtu);
             self.stats.data_segments_sent += 1;
             self.stats.redundant_segments += 1;
+            if copies.repair & (1 << i) != 0 {
+                self.stats.retransmission_copies += 1;
+            }
         }
         w
     }

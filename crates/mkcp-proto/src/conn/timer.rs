@@ -216,7 +216,7 @@ impl Connection {
     }
 
     /// The last retransmission timeout, if nothing was acknowledged since.
-    fn unanswered_rto(&self) -> Option<u64> {
+    pub(super) fn unanswered_rto(&self) -> Option<u64> {
         self.times
             .rto_at_us
             .filter(|&at| self.times.progress_us <= at)

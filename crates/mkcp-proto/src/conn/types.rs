@@ -92,8 +92,11 @@ pub struct ConnectionStats {
     pub data_segments_sent: u64,
     /// Data segment retransmissions.
     pub retransmissions: u64,
-    /// Redundant copies of a thin stream's segments (also in `data_segments_sent`).
+    /// Redundant copies of segments, a thin stream's or a retransmission's (also in
+    /// `data_segments_sent`).
     pub redundant_segments: u64,
+    /// Of those, copies of retransmissions that would otherwise stall the window.
+    pub retransmission_copies: u64,
     /// Payload bytes retransmitted.
     pub bytes_retransmitted: u64,
     /// Data segments received (including duplicates).
