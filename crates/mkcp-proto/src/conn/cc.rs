@@ -208,9 +208,10 @@ impl RateControl {
             && self.round_min_rtt_us > min + (min / STANDING_QUEUE_SHARE).max(STANDING_QUEUE_MIN_US)
     }
 
-    /// Response to a standing queue: the estimate falls to what the last round really
-    /// delivered (our share of the bottleneck, not the peak of the window), and the
-    /// cycle goes to its draining phase; startup ends.
+    /// Response to a standing queue: the estimate falls towards what the last round
+    /// really delivered (our share of the bottleneck, not the peak of the window), by
+    /// at most an eighth per round, and the cycle goes to its draining phase; startup
+    /// ends.
     fn on_standing_queue(&mut self, now_us: u64) {
         match self.phase {
             Phase::Startup => {
@@ -219,11 +220,14 @@ impl RateControl {
             }
             Phase::Drain => {}
             Phase::ProbeBw => {
+                // At most a step down per round: a round that delivered little (a
+                // recovery, a short round) must not throw a single flow's estimate
+                // away; flows that overestimate their share converge in a few steps.
                 let last = self.bw_rounds[(self.round % BW_ROUNDS as u64) as usize];
-                if last > 0 {
-                    for slot in &mut self.bw_rounds {
-                        *slot = (*slot).min(last);
-                    }
+                let floor = self.bandwidth() / 8 * 7;
+                let cap = last.max(floor);
+                for slot in &mut self.bw_rounds {
+                    *slot = (*slot).min(cap);
                 }
                 self.cycle = 1;
                 self.cycle_start = now_us;
