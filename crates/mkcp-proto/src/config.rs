@@ -157,7 +157,18 @@ pub struct Tuning {
     /// Most acknowledgement numbers queued per connection (bounds the ack list, which
     /// V2Ray lets grow without limit, PROTOCOL.md §5 item 29).
     pub max_ack_list: usize,
+    /// Most bytes per second one connection sends as Data segments (payload plus the
+    /// 18-byte segment header, retransmissions included; docs/DESIGN.md "Rate limits").
+    /// `None` (the default): no cap, the pacer follows the measured path rate. A cap
+    /// bounds our pacer, and towards a V2Ray sender (which we cannot pace) the receive
+    /// window we advertise. At least [`MIN_SEND_RATE`]. Not applied with
+    /// [`Tuning::v2ray_compat`], which models V2Ray.
+    pub max_send_rate: Option<u64>,
 }
+
+/// The smallest [`Tuning::max_send_rate`] (bytes/s): below it one datagram would take
+/// more than a second.
+pub const MIN_SEND_RATE: u64 = 1024;
 
 impl Default for Tuning {
     fn default() -> Tuning {
@@ -168,6 +179,7 @@ impl Default for Tuning {
             min_rto_ms: 30,
             max_rto_ms: 12_500,
             max_ack_list: 1024,
+            max_send_rate: None,
         }
     }
 }
@@ -268,6 +280,15 @@ impl Config {
             u32::MAX,
             "1 byte or more",
         )?;
+        if let Some(rate) = self.tuning.max_send_rate {
+            if rate < MIN_SEND_RATE {
+                return Err(ConfigError::OutOfRange {
+                    field: "max_send_rate",
+                    value: rate,
+                    allowed: "at least 1024 bytes/s",
+                });
+            }
+        }
         if let HeaderKind::Dns { domain } = &self.header {
             HeaderKind::dns(domain)?;
         }
