@@ -63,6 +63,7 @@
 mod driver;
 mod endpoint;
 mod error;
+mod limit;
 mod listener;
 mod shared;
 mod socket;
@@ -71,6 +72,7 @@ mod udp;
 
 pub use endpoint::KcpEndpoint;
 pub use error::Error;
+pub use limit::{Accounting, RateLimiter};
 pub use listener::KcpListener;
 pub use shared::CLOSE_TIMEOUT;
 pub use stream::{KcpStream, OwnedReadHalf, OwnedWriteHalf, ReuniteError, StatsProbe};
