@@ -225,3 +225,73 @@ fn a_cap_below_the_minimum_is_rejected() {
     c.tuning.max_send_rate = Some(mkcp_proto::config::MIN_SEND_RATE);
     assert_eq!(c.validate(), Ok(()));
 }
+
+/// The cap holds at every moment, startup included: over any 100 ms the sender's
+/// datagrams carry at most 100 ms of the cap plus the pacer's burst (4 datagrams).
+#[test]
+fn no_burst_exceeds_the_cap_from_the_first_datagram() {
+    let c_addr = addr("10.0.0.1:1000");
+    let s_addr = addr("10.0.0.2:2000");
+    let t0 = Instant::now();
+    let mut net = Network::new(t0, LinkConfig::default());
+    net.set_link(c_addr, s_addr, link(10, 0.0, 7));
+    net.set_link(s_addr, c_addr, link(10, 0.0, 8));
+    net.add_node(
+        s_addr,
+        SimPeer::new(EndpointConfig::server(config(false, None)), 11),
+    );
+    let mut cli = SimPeer::client(config(false, Some(CAP)), 12, t0, s_addr);
+    cli.app.to_send = random_bytes(4, 8 << 20);
+    cli.pump(t0);
+    net.add_node(c_addr, cli);
+    let step = Duration::from_millis(10);
+    let mut sent = vec![0u64];
+    for _ in 0..300 {
+        net.run_for(step).expect("simulation must not stall");
+        sent.push(net.link_stats(c_addr, s_addr).bytes_in);
+    }
+    // 1350-byte datagrams carry 1344 bytes of what the pacer counts.
+    let per_100ms = CAP as f64 / 10.0 * 1350.0 / 1344.0;
+    let burst = 4.0 * 1350.0;
+    let worst = sent
+        .windows(11)
+        .map(|w| w[10] - w[0])
+        .max()
+        .expect("samples");
+    println!(
+        "most sent in 100 ms: {worst} bytes (cap: {per_100ms:.0} + burst {burst:.0}); {} in 3 s",
+        sent[300]
+    );
+    assert!(
+        worst as f64 <= per_100ms + burst,
+        "{worst} bytes in 100 ms at a 2 MiB/s cap"
+    );
+    // And it is not idle either: 3 s carried at least 95 % of 3 s of the cap.
+    assert!(sent[300] as f64 >= 0.95 * 3.0 * CAP as f64, "{}", sent[300]);
+}
+
+/// The V2Ray sender with a cap above the link: shaped as without a cap.
+#[test]
+fn a_cap_above_the_link_costs_a_v2ray_sender_nothing() {
+    let len = 16 << 20;
+    let free = transfer(
+        "V2Ray -> mkcp, no cap, 100 Mbit/s 30 ms 2 %",
+        config(false, None),
+        config(true, None),
+        false,
+        link(30, 0.02, 9),
+        len,
+    );
+    let capped = transfer(
+        "V2Ray -> mkcp, 64 MiB/s cap, 100 Mbit/s 30 ms 2 %",
+        config(false, Some(64 << 20)),
+        config(true, None),
+        false,
+        link(30, 0.02, 9),
+        len,
+    );
+    assert!(
+        capped >= free * 0.99,
+        "a cap above the link cost goodput: {capped:.3} MiB/s against {free:.3} without"
+    );
+}
