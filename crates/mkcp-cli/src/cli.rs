@@ -179,12 +179,14 @@ pub struct KcpArgs {
           value_parser = parse_u32("tti", "10 to 100 (ms)"))]
     pub tti: Option<u32>,
     /// Uplink capacity in MiB/s, 0 to 4095: sizes the first sending window (as in V2Ray);
-    /// not a rate limit, mkcp paces at the measured path rate [default: 5].
+    /// not a rate limit, mkcp paces at the measured path rate (to cap: --max-rate)
+    /// [default: 5].
     #[arg(long, value_name = "MIB_S", allow_negative_numbers = true,
           value_parser = parse_u32("uplinkCapacity", "0 to 4095 (MiB/s)"))]
     pub uplink: Option<u32>,
     /// Downlink capacity in MiB/s, 0 to 4095: sizes the receive window with
-    /// --read-buffer (the larger wins); not a rate limit [default: 20].
+    /// --read-buffer (the larger wins); not a rate limit (to cap: --max-rate)
+    /// [default: 20].
     #[arg(long, value_name = "MIB_S", allow_negative_numbers = true,
           value_parser = parse_u32("downlinkCapacity", "0 to 4095 (MiB/s)"))]
     pub downlink: Option<u32>,
@@ -218,6 +220,19 @@ pub struct KcpArgs {
     /// and later) or first-outermost (v26.1.31 to v26.6.1) [default: last-outermost].
     #[arg(long, value_name = "ORDER", value_parser = parse_mask_order)]
     pub finalmask_order: Option<MaskOrder>,
+    /// Most each session sends per second, e.g. 2MiB, 500KiB, 2MB (bytes; "/s" may
+    /// follow) or 16mbit (bits). Data segments count, retransmissions included; a V2Ray
+    /// sender is held to it by the window we advertise. Set it on both ends to cap both
+    /// directions between mkcp peers [default: no limit].
+    #[arg(long, value_name = "RATE", help_heading = "Rate limits (mkcp only)",
+          value_parser = parse_max_rate("max-rate"))]
+    pub max_rate: Option<u64>,
+    /// Most all sessions of this process send per second together, same units as
+    /// --max-rate. Every datagram counts (data, acknowledgements, headers)
+    /// [default: no limit].
+    #[arg(long, value_name = "RATE", help_heading = "Rate limits (mkcp only)",
+          value_parser = parse_max_rate("max-rate-total"))]
+    pub max_rate_total: Option<u64>,
 }
 
 /// Like the derived one, with the seed redacted.
@@ -236,6 +251,8 @@ impl std::fmt::Debug for KcpArgs {
             .field("seed", &self.seed.as_ref().map(|_| "<redacted>"))
             .field("seed_file", &self.seed_file)
             .field("finalmask_order", &self.finalmask_order)
+            .field("max_rate", &self.max_rate)
+            .field("max_rate_total", &self.max_rate_total)
             .finish()
     }
 }
@@ -430,6 +447,45 @@ fn parse_rate(field: &'static str) -> impl Fn(&str) -> Result<u64, String> + Clo
         )),
         Ok(bps) => Ok(bps),
         Err(e) => Err(format!("{field}: {e}")),
+    }
+}
+
+/// A rate limit in bytes per second: a size per second (`2MiB`, `2MiB/s`, `500kb`) or a
+/// bit rate with netem's units (`16mbit`, `1mbps`); at least 1 KiB/s.
+pub fn parse_max_rate(field: &'static str) -> impl Fn(&str) -> Result<u64, String> + Clone {
+    move |s: &str| {
+        let t = s.trim();
+        let t = t
+            .strip_suffix("/s")
+            .or_else(|| t.strip_suffix("/S"))
+            .unwrap_or(t);
+        let lower = t.to_ascii_lowercase();
+        let unit_at = lower
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(lower.len());
+        if unit_at == lower.len() {
+            return Err(format!(
+                "{field} {s:?}: missing unit; write e.g. \"2MiB\" (bytes per second: B, KB, \
+                 MB, GB, KiB, MiB, GiB) or \"16mbit\" (bits per second: kbit, mbit, gbit, \
+                 kibit, mibit)"
+            ));
+        }
+        let bytes = if lower.ends_with("bit") || lower.ends_with("bps") {
+            mkcp_netem::parse::parse_rate(t)
+                .map(|bits| bits / 8)
+                .map_err(|e| format!("{field}: {e}"))?
+        } else {
+            mkcp_netem::parse::parse_size(t)
+                .map(|b| b as u64)
+                .map_err(|e| format!("{field}: {e} (or a bit rate, e.g. \"16mbit\")"))?
+        };
+        if bytes < mkcp_proto::config::MIN_SEND_RATE {
+            return Err(format!(
+                "{field} {s:?} is below the smallest limit, 1KiB (1024 bytes per second); \
+                 leave the flag out for no limit"
+            ));
+        }
+        Ok(bytes)
     }
 }
 

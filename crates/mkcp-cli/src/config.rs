@@ -52,6 +52,9 @@ pub struct Loaded {
     /// Where the seed came from when not from `--seed` or the file: `--seed-file PATH`
     /// or `MKCP_SEED`.
     pub seed_source: Option<String>,
+    /// `--max-rate-total`: bytes per second all sessions of the process send together.
+    /// (`--max-rate` is in `config.tuning.max_send_rate`.)
+    pub max_rate_total: Option<u64>,
 }
 
 /// Reads `--config` (if any), applies the flags and validates.
@@ -69,6 +72,7 @@ pub fn load_with_env(args: &KcpArgs, env_seed: Option<String>) -> Result<Loaded,
             warnings: Vec::new(),
             finalmask_order: None,
             seed_source: None,
+            max_rate_total: None,
         },
     };
     if let Some(path) = &args.seed_file {
@@ -96,6 +100,7 @@ pub fn load_with_env(args: &KcpArgs, env_seed: Option<String>) -> Result<Loaded,
         }
     }
     apply_flags(&mut loaded.config, args)?;
+    loaded.max_rate_total = args.max_rate_total;
     Ok(loaded)
 }
 
@@ -145,6 +150,7 @@ fn load_file(path: &Path, order: MaskOrder) -> Result<Loaded, UsageError> {
         finalmask_order: loaded.finalmask_order,
         config: loaded.config,
         seed_source: None,
+        max_rate_total: None,
     })
 }
 
@@ -233,6 +239,9 @@ pub fn apply_flags(config: &mut Config, args: &KcpArgs) -> Result<(), UsageError
     if let Some(seed) = &args.seed {
         config.security = Security::AesGcm { seed: seed.clone() };
     }
+    if let Some(rate) = args.max_rate {
+        config.tuning.max_send_rate = Some(rate);
+    }
     config.validate().map_err(|e| {
         let flag = match e.innermost() {
             ConfigError::OutOfRange { field, .. } => match *field {
@@ -242,6 +251,7 @@ pub fn apply_flags(config: &mut Config, args: &KcpArgs) -> Result<(), UsageError
                 "downlinkCapacity" => "--downlink",
                 "readBufferSize" => "--read-buffer",
                 "writeBufferSize" => "--write-buffer",
+                "max_send_rate" => "--max-rate",
                 _ => "settings",
             },
             ConfigError::Header(_) => "--header",
@@ -339,6 +349,20 @@ pub fn report(loaded: &Loaded) -> Vec<String> {
             loaded.finalmask_order.map_or("none", |o| o.describe())
         ),
         format!(
+            "max-rate: {}",
+            c.tuning.max_send_rate.map_or_else(
+                || "none (each session paces at the measured path rate)".to_string(),
+                |r| format!("{} per session", show_rate(r))
+            )
+        ),
+        format!(
+            "max-rate-total: {}",
+            loaded.max_rate_total.map_or_else(
+                || "none".to_string(),
+                |r| format!("{} for all sessions of the process", show_rate(r))
+            )
+        ),
+        format!(
             "derived: payload {} bytes per segment, sending window {} segments, receiving \
              window {} segments",
             c.mss(),
@@ -349,6 +373,19 @@ pub fn report(loaded: &Loaded) -> Vec<String> {
     lines.push(format!("warnings: {}", loaded.warnings.len()));
     lines.extend(loaded.warnings.iter().map(|w| format!("warning: {w}")));
     lines
+}
+
+/// A rate in bytes per second for people: `2 MiB/s (2097152 bytes/s)`.
+pub fn show_rate(bytes_per_sec: u64) -> String {
+    let mib = bytes_per_sec as f64 / f64::from(MIB);
+    if mib >= 1.0 {
+        format!("{mib:.2} MiB/s ({bytes_per_sec} bytes/s)")
+    } else {
+        format!(
+            "{:.1} KiB/s ({bytes_per_sec} bytes/s)",
+            bytes_per_sec as f64 / 1024.0
+        )
+    }
 }
 
 /// The warning to log when the legacy envelope would carry traffic off this host, if so.
@@ -588,6 +625,46 @@ mod tests {
     }
 
     #[test]
+    fn rate_limits_parse_with_units_and_show_in_the_report() {
+        let parse = crate::cli::parse_max_rate("max-rate");
+        assert_eq!(parse("2MiB"), Ok(2 << 20));
+        assert_eq!(parse("2MiB/s"), Ok(2 << 20));
+        assert_eq!(parse("500kb"), Ok(500_000));
+        assert_eq!(parse("16mbit"), Ok(2_000_000));
+        assert_eq!(parse("1mbps"), Ok(1_000_000));
+        for bad in ["2", "2 parsecs", "100b", "-1MiB", ""] {
+            assert!(parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(parse("2").unwrap_err().contains("missing unit"));
+        assert!(parse("100b").unwrap_err().contains("1KiB"));
+        let args = KcpArgs {
+            max_rate: Some(2 << 20),
+            max_rate_total: Some(8 << 20),
+            ..KcpArgs::default()
+        };
+        let l = load_with_env(&args, None).unwrap();
+        assert_eq!(l.config.tuning.max_send_rate, Some(2 << 20));
+        assert_eq!(l.max_rate_total, Some(8 << 20));
+        let text = report(&l).join("\n");
+        for needle in [
+            "max-rate: 2.00 MiB/s (2097152 bytes/s) per session",
+            "max-rate-total: 8.00 MiB/s (8388608 bytes/s) for all sessions of the process",
+        ] {
+            assert!(text.contains(needle), "{needle:?} not in\n{text}");
+        }
+        // A default config has no cap, whatever uplinkCapacity says.
+        let l = load_with_env(
+            &KcpArgs {
+                uplink: Some(1),
+                ..KcpArgs::default()
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(l.config.tuning.max_send_rate, None);
+    }
+
+    #[test]
     fn report_redacts_the_seed_and_names_every_field() {
         let f = file(r#"{"seed": "topsecret", "header": {"type": "dtls"}, "mtuu": 1}"#);
         let l = load(&with_file(&f)).unwrap();
@@ -605,6 +682,8 @@ mod tests {
             "header: dtls (13 bytes)",
             "seed: <redacted>",
             "envelope: aes-128-gcm",
+            "max-rate: none",
+            "max-rate-total: none",
             "warnings: 1",
             "warning: config ",
         ] {

@@ -258,6 +258,35 @@ fn log_settings(loaded: &config::Loaded, prefix: &str) {
         "{prefix}mKCP settings: {}",
         config::describe(&loaded.config)
     );
+    if let Some(rate) = loaded.config.tuning.max_send_rate {
+        info!(
+            "{prefix}rate limit per session: {}",
+            config::show_rate(rate)
+        );
+    }
+    if let Some(rate) = loaded.max_rate_total {
+        info!(
+            "{prefix}rate limit for all sessions of the process: {}",
+            config::show_rate(rate)
+        );
+    }
+}
+
+/// The process-wide limit (`--max-rate-total`): it must be the same for every tunnel.
+fn total_limit(prepared: &[Prepared]) -> Result<Option<u64>> {
+    let first = prepared.first().and_then(|p| p.loaded.max_rate_total);
+    if let Some(other) = prepared.iter().find(|p| p.loaded.max_rate_total != first) {
+        let show = |r: Option<u64>| r.map_or("none".to_string(), config::show_rate);
+        return Err(UsageError(format!(
+            "--max-rate-total differs between tunnels ({} and {} for tunnel {}): it limits \
+             the whole process, so give it once, after the tunnels file",
+            show(first),
+            show(other.loaded.max_rate_total),
+            other.name.as_deref().unwrap_or("?"),
+        ))
+        .into());
+    }
+    Ok(first)
 }
 
 /// Logs each key of the file that is not applied as a WARN line.
@@ -384,6 +413,7 @@ async fn run_file(args: cli::RunFileArgs) -> Result<()> {
         p.name = Some(t.name.clone());
         prepared.push(p);
     }
+    total_limit(&prepared)?;
     if check {
         for p in &prepared {
             if let Some(name) = &p.name {
@@ -396,12 +426,20 @@ async fn run_file(args: cli::RunFileArgs) -> Result<()> {
     run_prepared(prepared, false).await
 }
 
-async fn run_prepared(prepared: Vec<Prepared>, check: bool) -> Result<()> {
+async fn run_prepared(mut prepared: Vec<Prepared>, check: bool) -> Result<()> {
+    let total = total_limit(&prepared)?;
     if check {
         for p in &prepared {
             print_prepared(p);
         }
         return Ok(());
+    }
+    // One bucket for every mKCP socket of the process (each dialled session has its own).
+    if let Some(rate) = total {
+        let limiter = transport::RateLimiter::new(rate);
+        for p in &mut prepared {
+            p.options.limiter = Some(limiter.clone());
+        }
     }
     // Before "listening" is logged, so that a signal from then on stops gracefully.
     let signals = Signals::new()?;

@@ -238,3 +238,48 @@ fn help_and_version_succeed() {
     let (status, out, _) = run(&["--version"], Duration::from_secs(10));
     assert!(status.success() && out.starts_with("mkcp "), "{out}");
 }
+
+#[test]
+fn rate_limits_need_a_unit_and_one_total_per_process() {
+    usage_error(
+        &server(&["--max-rate", "2"]),
+        &["--max-rate", "missing unit", "2MiB"],
+    );
+    usage_error(
+        &server(&["--max-rate-total", "100b"]),
+        &["--max-rate-total", "1KiB"],
+    );
+    usage_error(&server(&["--max-rate", "2 furlongs"]), &["--max-rate"]);
+    let mut f = tempfile::Builder::new()
+        .suffix(".json")
+        .tempfile()
+        .expect("temp file");
+    write!(
+        f,
+        r#"{{"tunnels": [
+          {{"name": "a", "command": "server", "listen": "127.0.0.1:0", "target": "127.0.0.1:9", "max-rate-total": "2MiB"}},
+          {{"name": "b", "command": "server", "listen": "127.0.0.1:0", "target": "127.0.0.1:9", "max-rate-total": "4MiB"}}
+        ]}}"#
+    )
+    .expect("write");
+    let path = f.path().to_str().expect("utf-8 path");
+    usage_error(
+        &["run", path, "--check"],
+        &[
+            "--max-rate-total differs",
+            "tunnel b",
+            "after the tunnels file",
+        ],
+    );
+    // Given once after the file, it holds for both.
+    let (status, out, err) = run(
+        &["run", path, "--check", "--max-rate-total", "8MiB"],
+        Duration::from_secs(20),
+    );
+    assert!(status.success(), "{err}");
+    assert_eq!(
+        out.matches("max-rate-total: 8.00 MiB/s").count(),
+        2,
+        "{out}"
+    );
+}

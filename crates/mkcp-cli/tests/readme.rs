@@ -83,6 +83,8 @@ fn flag_table_matches_help() {
         "--metrics",
         "--log-format",
         "--seed-file",
+        "--max-rate",
+        "--max-rate-total",
     ] {
         assert!(help.contains(flag), "{flag} not in client --help");
         assert!(

@@ -167,7 +167,18 @@ pub struct Tuning {
     /// these). At most one copy per lost segment, none while the window has room.
     /// Default on.
     pub retransmission_copies: bool,
+    /// Most bytes per second one connection sends as Data segments (payload plus the
+    /// 18-byte segment header, retransmissions included; docs/DESIGN.md "Rate limits").
+    /// `None` (the default): no cap, the pacer follows the measured path rate. A cap
+    /// bounds our pacer, and towards a V2Ray sender (which we cannot pace) the receive
+    /// window we advertise. At least [`MIN_SEND_RATE`]. Not applied with
+    /// [`Tuning::v2ray_compat`], which models V2Ray.
+    pub max_send_rate: Option<u64>,
 }
+
+/// The smallest [`Tuning::max_send_rate`] (bytes/s): below it one datagram would take
+/// more than a second.
+pub const MIN_SEND_RATE: u64 = 1024;
 
 impl Default for Tuning {
     fn default() -> Tuning {
@@ -180,6 +191,7 @@ impl Default for Tuning {
             max_ack_list: 1024,
             thin_stream_copies: true,
             retransmission_copies: true,
+            max_send_rate: None,
         }
     }
 }
@@ -280,6 +292,15 @@ impl Config {
             u32::MAX,
             "1 byte or more",
         )?;
+        if let Some(rate) = self.tuning.max_send_rate {
+            if rate < MIN_SEND_RATE {
+                return Err(ConfigError::OutOfRange {
+                    field: "max_send_rate",
+                    value: rate,
+                    allowed: "at least 1024 bytes/s",
+                });
+            }
+        }
         if let HeaderKind::Dns { domain } = &self.header {
             HeaderKind::dns(domain)?;
         }

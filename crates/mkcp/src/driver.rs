@@ -93,10 +93,34 @@ impl Driver {
                     inner.endpoint.handle_timeout(now);
                 }
                 inner.route_events(now);
-                let more = tx.fill(&mut inner.endpoint, now);
+                // A shared rate limit (limit.rs): take no more than its budget; while it
+                // is in debt, take nothing and wake when it is paid.
+                let mut limited = None;
+                let more = match &inner.limiter {
+                    None => tx.fill(&mut inner.endpoint, now),
+                    Some(limiter) => match limiter.budget(now) {
+                        Ok(budget) => {
+                            let limiter = limiter.clone();
+                            let more = tx.fill_up_to(&mut inner.endpoint, now, budget);
+                            limiter.charge(now, tx.bytes());
+                            if more {
+                                limited = limiter.budget(now).err();
+                            }
+                            more && limited.is_none()
+                        }
+                        Err(at) => {
+                            limited = Some(at);
+                            false
+                        }
+                    },
+                };
                 inner.route_events(now);
                 let stop = inner.should_stop(now);
                 let mut deadline = inner.endpoint.poll_timeout();
+                if let Some(at) = limited {
+                    // What is ready to go waits for the limit; other timers still count.
+                    deadline = Some(deadline.filter(|d| *d > now).map_or(at, |d| d.min(at)));
+                }
                 if let Some(c) = inner.closing {
                     deadline = Some(deadline.map_or(c, |d| d.min(c)));
                 }

@@ -234,6 +234,20 @@ impl KcpEndpoint {
         self.shared.lock().endpoint.take_invalid_sources()
     }
 
+    /// Shares `limiter` (a process-wide rate limit) with every session of this socket,
+    /// or removes the limit (`None`). Takes effect at the socket task's next round.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> std::io::Result<()> {
+    /// let endpoint = mkcp::KcpEndpoint::client("127.0.0.1:0", mkcp::Config::default()).await?;
+    /// endpoint.set_rate_limiter(Some(mkcp::RateLimiter::new(1 << 20)));
+    /// # Ok(()) }
+    /// ```
+    pub fn set_rate_limiter(&self, limiter: Option<crate::RateLimiter>) {
+        self.shared.lock().limiter = limiter;
+        self.shared.wake_driver();
+    }
+
     /// Sessions not yet terminated (including ones closing in the background).
     ///
     /// ```

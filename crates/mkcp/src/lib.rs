@@ -13,6 +13,8 @@
 //! * [`KcpStream`]: one reliable byte stream; [`KcpStream::connect`] dials from its own
 //!   socket, as V2Ray's dialer does.
 //! * [`KcpEndpoint`]: many streams over one UDP socket (dial and/or accept).
+//! * [`RateLimiter`]: a limit on bytes per second shared by any number of sockets (all
+//!   sessions of a process); the per-session cap is [`Tuning::max_send_rate`].
 //!
 //! Settings are V2Ray's `kcpSettings` ([`Config`], importable from V2Ray JSON with
 //! [`Config::from_kcp_settings_json`]); both ends must use the same header, seed and MTU.
@@ -63,6 +65,7 @@
 mod driver;
 mod endpoint;
 mod error;
+mod limit;
 mod listener;
 mod shared;
 mod socket;
@@ -71,6 +74,7 @@ mod udp;
 
 pub use endpoint::KcpEndpoint;
 pub use error::Error;
+pub use limit::{Accounting, RateLimiter};
 pub use listener::KcpListener;
 pub use shared::CLOSE_TIMEOUT;
 pub use stream::{KcpStream, OwnedReadHalf, OwnedWriteHalf, ReuniteError, StatsProbe};

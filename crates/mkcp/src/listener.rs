@@ -160,6 +160,19 @@ impl KcpListener {
         self.endpoint.take_invalid_sources()
     }
 
+    /// Shares `limiter` (a process-wide rate limit) with every session of this
+    /// listener, or removes the limit (`None`); see [`KcpEndpoint::set_rate_limiter`].
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> std::io::Result<()> {
+    /// let listener = mkcp::KcpListener::bind("127.0.0.1:0", mkcp::Config::default()).await?;
+    /// listener.set_rate_limiter(Some(mkcp::RateLimiter::new(1 << 20)));
+    /// # Ok(()) }
+    /// ```
+    pub fn set_rate_limiter(&self, limiter: Option<crate::RateLimiter>) {
+        self.endpoint.set_rate_limiter(limiter);
+    }
+
     /// Sessions not yet terminated.
     ///
     /// ```

@@ -75,6 +75,8 @@ pub(crate) struct Inner {
     pub(crate) done: bool,
     /// [`Shared::abort`] was called: the task must not send anything more.
     pub(crate) aborted: bool,
+    /// A rate limit this socket shares with others (`limit.rs`), consulted by the driver.
+    pub(crate) limiter: Option<crate::RateLimiter>,
 }
 
 impl Inner {
@@ -227,6 +229,7 @@ impl Shared {
                 closing: None,
                 done: false,
                 aborted: false,
+                limiter: None,
             }),
             wake_driver: Notify::new(),
             local_addr,

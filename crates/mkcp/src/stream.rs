@@ -203,6 +203,24 @@ impl KcpStream {
     /// # Ok(()) }
     /// ```
     pub async fn connect(addr: impl ToSocketAddrs, config: Config) -> io::Result<KcpStream> {
+        KcpStream::connect_with(addr, config, None).await
+    }
+
+    /// [`KcpStream::connect`], with the stream's socket sending under `limiter` (a rate
+    /// limit shared with other sockets, e.g. all streams of a process) if given.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> std::io::Result<()> {
+    /// let total = mkcp::RateLimiter::new(4 << 20);
+    /// let a = mkcp::KcpStream::connect_with("127.0.0.1:9", mkcp::Config::default(), Some(total.clone())).await?;
+    /// let b = mkcp::KcpStream::connect_with("127.0.0.1:9", mkcp::Config::default(), Some(total)).await?;
+    /// # drop((a, b)); Ok(()) }
+    /// ```
+    pub async fn connect_with(
+        addr: impl ToSocketAddrs,
+        config: Config,
+        limiter: Option<crate::RateLimiter>,
+    ) -> io::Result<KcpStream> {
         let mut last = None;
         for peer in lookup_host(addr).await? {
             let endpoint = match KcpEndpoint::bind(
@@ -218,6 +236,9 @@ impl KcpStream {
                     continue;
                 }
             };
+            if limiter.is_some() {
+                endpoint.set_rate_limiter(limiter);
+            }
             // The stream keeps the socket task alive after the endpoint handle is gone.
             return endpoint.connect(peer).await;
         }

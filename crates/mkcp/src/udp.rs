@@ -270,7 +270,21 @@ impl TxBatch {
 
     /// Takes up to [`TX_BATCH`] datagrams; true if the batch is full (there may be more).
     pub(crate) fn fill(&mut self, endpoint: &mut Endpoint, now: std::time::Instant) -> bool {
+        self.fill_up_to(endpoint, now, usize::MAX)
+    }
+
+    /// Like [`Self::fill`], but stops once the batch holds `max_bytes` or more (a rate
+    /// limit's budget: the last datagram may overdraw it); true if it stopped early.
+    pub(crate) fn fill_up_to(
+        &mut self,
+        endpoint: &mut Endpoint,
+        now: std::time::Instant,
+        max_bytes: usize,
+    ) -> bool {
         while self.meta.len() < TX_BATCH {
+            if self.len >= max_bytes {
+                return true;
+            }
             let slot = &mut self.buf[self.len..self.len + MAX_DATAGRAM];
             match endpoint.poll_transmit(now, slot) {
                 Some(t) => {
@@ -286,6 +300,11 @@ impl TxBatch {
     /// True when nothing is waiting.
     pub(crate) fn is_empty(&self) -> bool {
         self.meta.is_empty()
+    }
+
+    /// Bytes waiting (UDP payloads).
+    pub(crate) fn bytes(&self) -> usize {
+        self.len
     }
 
     fn clear(&mut self) {

@@ -28,7 +28,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, info, warn};
 
 use crate::stats::{self, Registry};
-use crate::transport::{KcpListener, KcpStream, StatsProbe};
+use crate::transport::{KcpListener, KcpStream, RateLimiter, StatsProbe};
 use pump::{Ended, Pump};
 
 /// How long a TCP connect to the target, or an mKCP dial, may take.
@@ -95,6 +95,8 @@ pub struct Options {
     /// `mkcp server`: connect to the target as soon as a session opens rather than at
     /// its first stream bytes (for targets that speak first to clients that wait).
     pub connect_on_open: bool,
+    /// `--max-rate-total`: the process-wide limit every mKCP socket of the tunnel shares.
+    pub limiter: Option<RateLimiter>,
 }
 
 /// A running tunnel end (server or client).
@@ -174,6 +176,7 @@ pub async fn start_server(
         .await
         .with_context(|| format!("cannot listen for mKCP on udp {listen}"))?;
     let local_addr = listener.local_addr().context("reading the bound address")?;
+    listener.set_rate_limiter(options.limiter.clone());
     let registry = Registry::new();
     let endpoint = listener.endpoint().clone();
     registry.set_endpoint_source(Box::new(move || endpoint.stats()));
@@ -276,7 +279,7 @@ pub async fn start_client(
                         sessions.spawn(async move {
                             let id = guard.id();
                             let _ = tcp.set_nodelay(true);
-                            let kcp = match dial(&server, config).await {
+                            let kcp = match dial(&server, config, options.limiter.clone()).await {
                                 Ok(kcp) => kcp,
                                 Err(e) => {
                                     warn!(session = id, %peer, "{e:#}; closing the TCP connection");
@@ -397,13 +400,16 @@ async fn connect_tcp(target: &str) -> Result<TcpStream> {
     Ok(tcp)
 }
 
-async fn dial(server: &str, config: Config) -> Result<KcpStream> {
+async fn dial(server: &str, config: Config, limiter: Option<RateLimiter>) -> Result<KcpStream> {
     let addr = resolve("server", server).await?;
     // Its own UDP socket per conversation, as V2Ray's dialer does.
-    tokio::time::timeout(CONNECT_TIMEOUT, KcpStream::connect(addr, config))
-        .await
-        .map_err(|_| anyhow!("mKCP dial to {addr} timed out after {CONNECT_TIMEOUT:?}"))?
-        .with_context(|| format!("cannot open an mKCP conversation to {addr}"))
+    tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        KcpStream::connect_with(addr, config, limiter),
+    )
+    .await
+    .map_err(|_| anyhow!("mKCP dial to {addr} timed out after {CONNECT_TIMEOUT:?}"))?
+    .with_context(|| format!("cannot open an mKCP conversation to {addr}"))
 }
 
 /// Sessions that must have ended between two summary ticks before the server hands

@@ -7,6 +7,10 @@
 //! data in flight at a small multiple of the bandwidth-delay product. Random loss does
 //! not shrink the estimate, so a 2 % lossy link still runs at its capacity.
 //!
+//! A user-set cap (`Tuning::max_send_rate`, docs/DESIGN.md "Rate limits") bounds the pacing
+//! rate only: the model still measures the path, and with a cap every data segment goes
+//! through the pacer, also before the first rate sample.
+//!
 //! All times are microseconds on the connection clock; rates are bytes per second.
 
 /// Phase of the controller.
@@ -24,6 +28,11 @@ const STARTUP_GAIN: f64 = 2.885;
 const BW_ROUNDS: usize = 10;
 const MIN_RTT_WINDOW_US: u64 = 10_000_000;
 const PROBE_GAINS: [f64; 8] = [1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
+/// With a cap, an estimate at or above this share of it (percent) counts as "the path
+/// carries the cap": pacing at the cap holds the delivery-rate samples at the cap (they
+/// count payload, the pacer also counts segment headers, so they come out a little
+/// below it), and probing above it or draining below it would only lose rate.
+const CAP_REACHED_PERCENT: u64 = 95;
 
 /// Bottleneck bandwidth / min-RTT model with pacing gains.
 #[derive(Clone, Debug)]
@@ -50,6 +59,8 @@ pub struct RateControl {
     app_limited_until: u64,
     /// Smallest RTT sample of the current round (µs; `u64::MAX`: none yet).
     round_min_rtt_us: u64,
+    /// User-set ceiling of the pacing rate (bytes/s).
+    max_rate: Option<u64>,
 }
 
 /// A round whose smallest RTT sample exceeds the minimum RTT by more than this share of
@@ -76,6 +87,7 @@ impl RateControl {
             ack_delay_us: 0,
             app_limited_until: 0,
             round_min_rtt_us: u64::MAX,
+            max_rate: None,
         }
     }
 
@@ -86,6 +98,12 @@ impl RateControl {
     /// application's rate and hold back its next burst).
     pub fn mark_app_limited(&mut self, delivered: u64, inflight: u64) {
         self.app_limited_until = self.app_limited_until.max(delivered + inflight + 1);
+    }
+
+    /// Sets a ceiling (bytes/s) on [`Self::pacing_rate`], or removes it (`None`; 0 is
+    /// taken as `None`).
+    pub fn set_max_rate(&mut self, max_rate: Option<u64>) {
+        self.max_rate = max_rate.filter(|r| *r > 0);
     }
 
     /// Sets how long the peer may hold an acknowledgement (µs); see [`Self::round_trip_us`].
@@ -251,19 +269,31 @@ impl RateControl {
         }
     }
 
-    /// Pacing rate in bytes/s, or `None` while there is no estimate (send freely,
-    /// limited by the window).
+    /// Pacing rate in bytes/s, or `None` while there is no estimate and no cap (send
+    /// freely, limited by the window). With a cap it is never above the cap, and is the
+    /// cap itself before the first estimate and once the path carries the cap.
     pub fn pacing_rate(&self) -> Option<u64> {
         let bw = self.bandwidth();
-        (bw > 0).then(|| ((bw as f64) * self.pacing_gain()) as u64)
+        let paced = (bw > 0).then(|| ((bw as f64) * self.pacing_gain()) as u64);
+        match self.max_rate {
+            None => paced,
+            Some(cap) if bw.saturating_mul(100) >= cap.saturating_mul(CAP_REACHED_PERCENT) => {
+                Some(cap)
+            }
+            Some(cap) => Some(paced.map_or(cap, |p| p.min(cap))),
+        }
     }
 
     /// Congestion window in bytes: about 2 BDP (more in startup), at least a few
-    /// segments; `None` while there is no estimate.
+    /// segments; `None` while there is no estimate. With a cap the BDP is taken at no
+    /// more than the cap, so what is in flight stays near what the cap lets through.
     pub fn cwnd(&self) -> Option<u64> {
-        let bdp = self.bdp();
+        let mut bdp = self.bdp();
         if bdp == 0 {
             return None;
+        }
+        if let (Some(cap), Some(rtt)) = (self.max_rate, self.round_trip_us()) {
+            bdp = bdp.min(cap.saturating_mul(rtt) / 1_000_000).max(1);
         }
         let gain = if self.phase == Phase::Startup {
             STARTUP_GAIN
@@ -413,6 +443,67 @@ mod tests {
             c.on_loss_rate(50);
         }
         assert_eq!(c.window(), 16);
+    }
+
+    /// Feeds `rounds` rounds of 10 ms at `rate` bytes/s.
+    fn feed(rc: &mut RateControl, rate: u64, rounds: u64) {
+        rc.on_rtt(0, 10_000);
+        let mut delivered = 0u64;
+        for i in 1..=rounds {
+            let at_send = delivered;
+            delivered += rate / 100;
+            rc.on_delivery(i * 10_000, at_send, delivered, 10_000, 0);
+        }
+    }
+
+    #[test]
+    fn a_cap_bounds_pacing_in_every_phase() {
+        let cap = 2 << 20;
+        let mut rc = RateControl::new(1000, 4);
+        rc.set_max_rate(Some(cap));
+        // Before any sample: paced at the cap, not free.
+        assert_eq!(rc.pacing_rate(), Some(cap));
+        let mut seen = Vec::new();
+        rc.on_rtt(0, 10_000);
+        let mut delivered = 0u64;
+        for i in 1..=200u64 {
+            let at_send = delivered;
+            delivered += 12_500_000 / 100; // the path could carry 12.5 MB/s
+            rc.on_delivery(i * 10_000, at_send, delivered, 10_000, 0);
+            seen.push(rc.pacing_rate().unwrap());
+        }
+        assert!(seen.iter().all(|r| *r == cap), "{seen:?}");
+        // The model still measures the path; the window is taken at the cap.
+        assert_eq!(rc.bandwidth(), 12_500_000);
+        let cwnd = rc.cwnd().unwrap();
+        assert!(
+            cwnd <= 2 * cap * 20_000 / 1_000_000 + 4 * 1000,
+            "cwnd {cwnd}"
+        );
+    }
+
+    #[test]
+    fn a_cap_at_the_estimate_stops_probing_and_draining() {
+        // Samples a little below the cap (they count payload only): pacing holds the cap.
+        let cap = 2_000_000;
+        let mut rc = RateControl::new(1000, 4);
+        rc.set_max_rate(Some(cap));
+        feed(&mut rc, cap * 98 / 100, 100);
+        assert_eq!(rc.phase(), Phase::ProbeBw);
+        assert_eq!(rc.pacing_rate(), Some(cap));
+    }
+
+    #[test]
+    fn a_cap_above_the_path_leaves_pacing_alone() {
+        let mut capped = RateControl::new(1000, 4);
+        capped.set_max_rate(Some(100_000_000));
+        let mut free = RateControl::new(1000, 4);
+        feed(&mut capped, 1_000_000, 100);
+        feed(&mut free, 1_000_000, 100);
+        assert_eq!(capped.pacing_rate(), free.pacing_rate());
+        assert_eq!(capped.cwnd(), free.cwnd());
+        capped.set_max_rate(Some(0));
+        assert_eq!(capped.max_rate, None);
     }
 
     #[test]

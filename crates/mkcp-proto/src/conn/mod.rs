@@ -218,6 +218,7 @@ impl Connection {
                     // per TTI.
                     let mut r = RateControl::new(mss as u32, 16);
                     r.set_ack_delay_us(u64::from(config.tti) * 1000);
+                    r.set_max_rate(t.max_send_rate.filter(|_| !compat));
                     r
                 },
                 pacer: Pacer::new(),
@@ -234,7 +235,13 @@ impl Connection {
                 done: compat,
                 ..Hello::default()
             },
-            shaper: Shaper::new(config.tti),
+            shaper: {
+                let mut s = Shaper::new(config.tti);
+                if let Some(cap) = t.max_send_rate.filter(|_| !compat) {
+                    s.set_max_rate(cap, config.v2ray_mss() + DATA_HEADER_LEN as u32);
+                }
+                s
+            },
             thin: Thin::default(),
             close: Closing::default(),
             guard: Guard::default(),

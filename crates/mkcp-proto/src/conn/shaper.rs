@@ -18,6 +18,10 @@
 //! beyond our real receive window, and K is at least 1: 20 segments per flush is the
 //! finest step V2Ray's rule allows.
 //!
+//! With a user-set cap (`Tuning::max_send_rate`), K is at most the cap's segments per TTI
+//! divided by 20 (rounded, at least 1), without gain: the window then holds V2Ray at the
+//! cap in steps of 20 segments per TTI.
+//!
 //! Only for V2Ray peers: an mkcp sender treats the window as a hard limit on what is in
 //! flight, so the connection keeps advertising its real window once the peer has said
 //! it is mkcp ([`super::CMD_HELLO`]).
@@ -53,6 +57,8 @@ pub(crate) struct Shaper {
     cycle: usize,
     /// The last end advertised.
     end: Option<u32>,
+    /// Most window segments to advertise beyond the contiguous point (a user-set cap).
+    max_k: Option<u32>,
 }
 
 impl Shaper {
@@ -69,7 +75,16 @@ impl Shaper {
             full_rounds: 0,
             cycle: 0,
             end: None,
+            max_k: None,
         }
+    }
+
+    /// Caps the rate the window lets through at `bytes_per_sec`, for a sender whose
+    /// data segments are `segment_bytes` long (payload and segment header).
+    pub(crate) fn set_max_rate(&mut self, bytes_per_sec: u64, segment_bytes: u32) {
+        let per_tti =
+            bytes_per_sec as f64 * self.tti_us as f64 / 1e6 / f64::from(segment_bytes.max(1));
+        self.max_k = Some((per_tti / f64::from(V2RAY_FLUSH_FACTOR)).round().max(1.0) as u32);
     }
 
     /// A new data segment (not a duplicate) arrived at `t` (µs).
@@ -136,7 +151,10 @@ impl Shaper {
         } else {
             CYCLE[self.cycle]
         };
-        let k = ((f64::from(self.rate()) * gain) / f64::from(V2RAY_FLUSH_FACTOR)).ceil() as u32;
+        let mut k = ((f64::from(self.rate()) * gain) / f64::from(V2RAY_FLUSH_FACTOR)).ceil() as u32;
+        if let Some(max) = self.max_k {
+            k = k.min(max);
+        }
         let mut end = contiguous.wrapping_add(k.max(1));
         if before(limit, end) {
             end = limit;
@@ -175,6 +193,17 @@ mod tests {
         assert!(!before(b, a));
         let c = s.window_end(2000, 200, 150);
         assert_eq!(c, 150.max(b));
+    }
+
+    #[test]
+    fn a_cap_bounds_the_window_whatever_the_arrival_rate() {
+        let mut s = Shaper::new(50);
+        // 2 MiB/s of 1346-byte segments: 77.9 per 50 ms, 20 per window segment.
+        s.set_max_rate(2 << 20, 1346);
+        for i in 0..20_000u64 {
+            s.on_arrival(i * 50);
+        }
+        assert_eq!(s.window_end(1_000_000, 5000, 100_000) - 5000, 4);
     }
 
     #[test]
