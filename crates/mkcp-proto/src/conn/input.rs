@@ -162,17 +162,26 @@ impl Connection {
             // An ack echoing a time before this segment's last transmission was
             // caused by an earlier copy: the retransmission was not needed (lost acks
             // of a burst-acking peer, or reordering).
-            if info.transmit > 1
-                && a.timestamp != 0
-                && seq::before(a.timestamp, Self::ms(info.sent_us))
-            {
+            // Such an ack also says nothing about what was sent before the
+            // retransmission: it must not drive time-based loss detection (else a
+            // timeout that fired before the first RTT sample, on a path longer than
+            // the initial RTO, makes the original's ack declare the whole first
+            // window lost). RACK ignores these ambiguous acks in the same way.
+            // (Timestamp 0 counts here: our first segments carry it. It does not
+            // count as proof of a spurious retransmission, since V2Ray also sends it
+            // in acks of repeated numbers.)
+            let earlier_copy =
+                info.transmit > 1 && seq::before(a.timestamp, Self::ms(info.sent_us));
+            if earlier_copy && a.timestamp != 0 {
                 spurious = true;
             }
             self.times.progress_us = t;
             self.cc.delivered += u64::from(info.len);
             self.cc.delivered_us = t;
             self.stats.bytes_acked += u64::from(info.len);
-            newest_sent = Some(newest_sent.map_or(info.sent_us, |n| n.max(info.sent_us)));
+            if !earlier_copy {
+                newest_sent = Some(newest_sent.map_or(info.sent_us, |n| n.max(info.sent_us)));
+            }
             if info.transmit == 1 {
                 rtt_us = Some(t.saturating_sub(info.sent_us));
             }
