@@ -60,11 +60,14 @@ pub struct Metric {
     pub decimals: usize,
     /// The value of a summary.
     pub value: fn(&Summary) -> Option<f64>,
-    /// A reference level drawn as a dashed line in a panel (the link rate for goodput).
-    pub reference: fn(LinkScenario) -> Option<f64>,
+    /// A reference level drawn as a dashed line in a panel, from any summary of the
+    /// panel (the link's limit for goodput, the path RTT for echoes).
+    pub reference: fn(&Summary) -> Option<f64>,
+    /// What the dashed line is, in its label.
+    pub reference_label: &'static str,
 }
 
-fn no_reference(_: LinkScenario) -> Option<f64> {
+fn no_reference(_: &Summary) -> Option<f64> {
     None
 }
 
@@ -75,7 +78,8 @@ pub const METRICS: [Metric; 6] = [
         title: "Goodput, MB/s (higher is better)",
         decimals: 2,
         value: |s| s.goodput_mb_s,
-        reference: |l| l.capacity_bytes_per_sec().map(|b| b / 1e6),
+        reference: |s| s.limit_mb_s,
+        reference_label: "limit",
     },
     Metric {
         file: "cpu_per_gb",
@@ -83,6 +87,7 @@ pub const METRICS: [Metric; 6] = [
         decimals: 1,
         value: |s| s.cpu_total_s_per_gb,
         reference: no_reference,
+        reference_label: "",
     },
     Metric {
         file: "wire_ratio",
@@ -90,20 +95,23 @@ pub const METRICS: [Metric; 6] = [
         decimals: 3,
         value: |s| s.wire_ratio,
         reference: no_reference,
+        reference_label: "",
     },
     Metric {
         file: "rtt_p50",
         title: "Echo round trip p50, ms (lower is better)",
         decimals: 1,
         value: |s| s.rtt_p50_ms,
-        reference: no_reference,
+        reference: |s| s.path_rtt_ms,
+        reference_label: "path RTT",
     },
     Metric {
         file: "rtt_p99",
         title: "Echo round trip p99, ms (lower is better)",
         decimals: 1,
         value: |s| s.rtt_p99_ms,
-        reference: no_reference,
+        reference: |s| s.path_rtt_ms,
+        reference_label: "path RTT",
     },
     Metric {
         file: "peak_rss",
@@ -114,6 +122,7 @@ pub const METRICS: [Metric; 6] = [
             _ => None,
         },
         reference: no_reference,
+        reference_label: "",
     },
 ];
 
@@ -525,7 +534,10 @@ pub fn render(metric: &Metric, summaries: &[Summary]) -> Result<String> {
                     ((p, d), v)
                 })
                 .collect();
-            let reference = (metric.reference)(*scenario);
+            let reference = summaries
+                .iter()
+                .filter(|s| s.scenario == *scenario && s.variant == *variant)
+                .find_map(metric.reference);
             let max = bars
                 .iter()
                 .filter_map(|b| b.1)
@@ -597,7 +609,7 @@ pub fn render(metric: &Metric, summaries: &[Summary]) -> Result<String> {
                     .map_err(err)?;
                 chart
                     .draw_series(std::iter::once(Text::new(
-                        format!("link {r:.1}"),
+                        format!("{} {r:.1}", metric.reference_label),
                         (n, r),
                         ("sans-serif", 10)
                             .into_font()

@@ -409,6 +409,11 @@ fn write_outputs(
         md.push_str("\n## Targets (mkcp↔mkcp)\n\n");
         md.push_str(&targets);
     }
+    let issue12 = report::issue12_section(summaries);
+    if !issue12.is_empty() {
+        md.push_str("\n## Targets of issue 12 (mkcp↔mkcp, lossy links; medians of this run)\n\n");
+        md.push_str(&issue12);
+    }
     let failures = report::failures(records);
     if !failures.is_empty() {
         md.push_str("\n## Failed runs\n\n");

@@ -417,6 +417,22 @@ fn targets_are_judged_from_the_medians() {
         "{t}"
     );
     assert!(t.contains("goodput 92 % of the link rate (target ≥ 90 %: met); wire/payload 1.050 (target ≤ 1.10: met)"), "{t}");
+    let mut all = sample_records();
+    all.extend(workload_records());
+    let t12 = report::issue12_section(&report::summarize(&all));
+    assert!(
+        t12.contains("- 30 ms, 2 %, 100 Mbit/s / default / bulk up: goodput 96 % of the limit (≥ 95 %: met); wire/payload 1.050 (≤ 1.08: met); idle echo p99 / RTT 1.33 (≤ 1.5: met)"),
+        "{t12}"
+    );
+    assert!(
+        t12.contains("/ echo-load up: echo under load p50 − RTT 10.0 ms (≤ 15: met); p99 / RTT 2.50 (≤ 2: not met)"),
+        "{t12}"
+    );
+    assert!(
+        t12.contains("/ streams up: 4 streams: 100 % of the limit together (≥ 90 %: met); Jain 0.947 (≥ 0.9: met); queue drops 2.00 % (≤ 1 %: not met)"),
+        "{t12}"
+    );
+    assert!(!t12.contains("clean"), "{t12}");
     let f = report::failures(&sample_records());
     assert_eq!(
         f.trim(),
@@ -441,6 +457,11 @@ fn charts_are_svg_with_every_value() {
     for v in ["50.00", "5.00", "11.50"] {
         assert!(goodput.contains(&format!(">\n{v}\n<")), "{v} missing");
     }
+    // The link's limit (not its raw rate) is the dashed line of goodput, the path RTT
+    // that of the echoes.
+    assert!(goodput.contains("limit 12.0"), "no limit line");
+    let p99 = chart::render(&chart::METRICS[4], &s).unwrap();
+    assert!(p99.contains("path RTT 60.0"), "no path RTT line");
     // A pair with no data in a panel is marked, not drawn as zero.
     assert!(goodput.contains(">\nn/a\n<"));
     // Downloads are drawn next to the uploads, in a lighter shade, with a legend.
