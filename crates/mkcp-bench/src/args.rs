@@ -62,13 +62,9 @@ pub struct BenchArgs {
     /// in each of --directions), echo-load (64-byte echoes on a second connection of
     /// the client while a first one uploads at full rate), streams (--streams concurrent
     /// uploads, each its own tunnelled connection). echo-load and streams are uploads
-    /// only and run once per cell whatever --directions says.
-    #[arg(
-        long,
-        value_name = "LIST",
-        value_delimiter = ',',
-        default_value = "bulk,echo-load,streams"
-    )]
+    /// only and run once per cell whatever --directions says. [default: bulk on every
+    /// link, plus echo-load and streams on the rate-limited ones (wan30, wan100)]
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub workloads: Vec<Workload>,
     /// Concurrent uploads of the streams workload.
     #[arg(long, value_name = "N", default_value_t = 4,
@@ -264,6 +260,20 @@ impl Workload {
             Workload::Bulk => "bulk",
             Workload::EchoLoad => "echo-load",
             Workload::Streams => "streams",
+        }
+    }
+
+    /// The workloads of `scenario` given `--workloads` (`asked`): those asked, or, if
+    /// none were, bulk everywhere and echo-load and streams where a bottleneck makes
+    /// them tell something (a queue to wait in, a rate to share).
+    pub fn for_scenario(scenario: LinkScenario, asked: &[Workload]) -> Vec<Workload> {
+        if !asked.is_empty() {
+            return dedup_keep_order(asked);
+        }
+        if scenario.rate_bps().is_some() {
+            Workload::ALL.to_vec()
+        } else {
+            vec![Workload::Bulk]
         }
     }
 

@@ -100,23 +100,19 @@ pub fn run_blocking(args: &BenchArgs, cancel: &AtomicBool) -> Result<()> {
     let variants = args::dedup_keep_order(&args.variants);
     let pairs = args::dedup_keep_order(&args.pairs);
     let directions = args::dedup_keep_order(&args.directions);
-    let workloads = args::dedup_keep_order(&args.workloads);
-    if scenarios.is_empty()
-        || variants.is_empty()
-        || pairs.is_empty()
-        || directions.is_empty()
-        || workloads.is_empty()
-    {
+    if scenarios.is_empty() || variants.is_empty() || pairs.is_empty() || directions.is_empty() {
         bail!(
-            "nothing to run: --scenarios, --kcp, --pairs, --directions and --workloads must \
-             each name at least one"
+            "nothing to run: --scenarios, --kcp, --pairs and --directions must each name at \
+             least one"
         );
     }
-    // (workload, direction) of every run of a cell.
-    let jobs: Vec<(Workload, Direction)> = workloads
-        .iter()
-        .flat_map(|&w| w.directions(&directions).into_iter().map(move |d| (w, d)))
-        .collect();
+    // (workload, direction) of every run of a cell of a scenario.
+    let jobs = |scenario: LinkScenario| -> Vec<(Workload, Direction)> {
+        Workload::for_scenario(scenario, &args.workloads)
+            .into_iter()
+            .flat_map(|w| w.directions(&directions).into_iter().map(move |d| (w, d)))
+            .collect()
+    };
     let mkcp_bin = if pairs.iter().any(|p| p.needs_mkcp()) {
         Some(procs::locate_mkcp(args.mkcp_bin.as_deref())?)
     } else {
@@ -134,7 +130,10 @@ pub fn run_blocking(args: &BenchArgs, cancel: &AtomicBool) -> Result<()> {
     fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let env = Env::new(mkcp_bin.clone(), v2ray.clone())?;
 
-    let cells = scenarios.len() * variants.len() * pairs.len() * jobs.len();
+    let cells: usize = scenarios
+        .iter()
+        .map(|&sc| variants.len() * pairs.len() * jobs(sc).len())
+        .sum();
     let total = cells * args.runs as usize;
     let per_run = args.duration + args.rtt_time + Duration::from_secs(3);
     let with_ceilings = scenarios.contains(&LinkScenario::Direct);
@@ -144,11 +143,10 @@ pub fn run_blocking(args: &BenchArgs, cancel: &AtomicBool) -> Result<()> {
         0
     };
     eprintln!(
-        "mkcp bench: {total} runs ({} link(s) x {} kcp variant(s) x {} pair(s) x {} workload/direction(s) x {} run(s)), about {} min",
+        "mkcp bench: {total} runs ({} link(s) x {} kcp variant(s) x {} pair(s) x workloads and directions x {} run(s)), about {} min",
         scenarios.len(),
         variants.len(),
         pairs.len(),
-        jobs.len(),
         args.runs,
         (per_run.as_secs() as usize * total + ceiling_time).div_ceil(60)
     );
@@ -175,7 +173,7 @@ pub fn run_blocking(args: &BenchArgs, cancel: &AtomicBool) -> Result<()> {
             }
             for &variant in &variants {
                 for &pair in &pairs {
-                    for &(workload, direction) in &jobs {
+                    for (workload, direction) in jobs(scenario) {
                         if cancel.load(Ordering::Relaxed) {
                             break 'outer;
                         }

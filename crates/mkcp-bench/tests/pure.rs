@@ -41,9 +41,26 @@ fn defaults_cover_the_whole_matrix() {
     assert_eq!(a.duration, Duration::from_secs(10));
     assert_eq!(a.out.to_str(), Some("bench-results"));
     assert_eq!(a.rtt_samples, 100);
+    // No --workloads: bulk everywhere, the new workloads on the rate-limited links.
+    assert!(a.workloads.is_empty());
     assert_eq!(
-        a.workloads,
-        [Workload::Bulk, Workload::EchoLoad, Workload::Streams]
+        Workload::for_scenario(LinkScenario::Wan30, &a.workloads),
+        Workload::ALL
+    );
+    assert_eq!(
+        Workload::for_scenario(LinkScenario::Wan100, &a.workloads),
+        Workload::ALL
+    );
+    for sc in [LinkScenario::Clean, LinkScenario::Direct] {
+        assert_eq!(Workload::for_scenario(sc, &a.workloads), [Workload::Bulk]);
+    }
+    // Named workloads run on every link named.
+    assert_eq!(
+        Workload::for_scenario(
+            LinkScenario::Direct,
+            &[Workload::Streams, Workload::Bulk, Workload::Streams]
+        ),
+        [Workload::Streams, Workload::Bulk]
     );
     assert_eq!(a.streams, 4);
 }
