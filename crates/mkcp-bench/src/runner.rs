@@ -269,10 +269,11 @@ pub fn run_one(env: &Env, spec: &RunSpec, cancel: &AtomicBool) -> Result<Measure
                     }
                     thread::sleep((begin - Instant::now()).min(Duration::from_millis(20)));
                 }
+                // The first rounds (the session's start) are untimed, as on the idle link.
                 echo_rtts(
                     entry,
                     ECHO_SIZE,
-                    0,
+                    ECHO_WARMUP,
                     1_000_000,
                     deadline.saturating_duration_since(Instant::now()),
                     stop_echo,
