@@ -294,15 +294,13 @@ pub fn run_one(env: &Env, spec: &RunSpec, cancel: &AtomicBool) -> Result<Measure
         if waited.is_err() {
             stop_echo.store(true, Ordering::Relaxed);
         }
-        let samples = match echo {
-            Some(h) => Some(
-                h.join()
-                    .map_err(|_| anyhow::anyhow!("the echo thread panicked"))??,
-            ),
-            None => None,
-        };
+        let samples = echo.map(|h| {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("the echo thread panicked"))?
+        });
+        // Why the wait stopped (a dead endpoint, Ctrl-C) explains a failed echo too.
         waited?;
-        Ok(samples)
+        samples.transpose()
     })?;
     let elapsed = start.elapsed();
     let delivered = load.delivered(env);
