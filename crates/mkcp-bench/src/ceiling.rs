@@ -3,7 +3,7 @@
 //! TCP moved by the bench's own writer into its own sink, with no endpoint between.
 
 use std::net::UdpSocket;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -27,7 +27,8 @@ pub struct Ceilings {
     pub run: u32,
     /// Raw UDP: bytes received per second (MB/s).
     pub raw_udp_mb_s: f64,
-    /// Raw UDP: CPU seconds of sender and receiver per GB received.
+    /// Raw UDP: CPU seconds of the sender thread per GB sent plus the receiver thread's
+    /// per GB received.
     pub raw_udp_cpu_s_per_gb: f64,
     /// Datagrams the sender handed to the kernel that the receiver did not get (its
     /// socket buffer was full), as a fraction of those sent.
@@ -74,68 +75,102 @@ fn wait(d: Duration, cancel: &AtomicBool) -> Result<()> {
     Ok(())
 }
 
+/// The id of the calling thread (`/proc/thread-self` links to `<pid>/task/<tid>`).
+fn own_thread_id() -> Option<u32> {
+    std::fs::read_link("/proc/thread-self")
+        .ok()?
+        .file_name()?
+        .to_str()?
+        .parse()
+        .ok()
+}
+
+/// CPU seconds of thread `tid` of this process so far (`/proc/<tid>/stat` is the
+/// thread's own).
+fn thread_cpu(tid: u32) -> Result<f64> {
+    cpu_time_secs(tid).with_context(|| format!("reading /proc/{tid}/stat"))
+}
+
+/// One side of the raw-UDP test: its thread's id (0 until known) and its byte count.
+#[derive(Default)]
+struct Side {
+    tid: AtomicU32,
+    bytes: AtomicU64,
+}
+
+impl Side {
+    fn announce(&self) {
+        self.tid
+            .store(own_thread_id().unwrap_or(u32::MAX), Ordering::Relaxed);
+    }
+
+    /// (bytes, CPU seconds of the thread) now.
+    fn sample(&self) -> Result<(u64, f64)> {
+        let tid = self.tid.load(Ordering::Relaxed);
+        if tid == 0 || tid == u32::MAX {
+            bail!("the raw-UDP thread's id is unknown (no /proc/thread-self?)");
+        }
+        Ok((self.bytes.load(Ordering::Relaxed), thread_cpu(tid)?))
+    }
+}
+
 /// One sender thread, one receiver thread, [`RAW_DATAGRAM`]-byte datagrams on
-/// 127.0.0.1: (MB/s received, CPU s per GB received, fraction lost).
+/// 127.0.0.1: (MB/s received, CPU s per GB, fraction lost). The CPU figure is the
+/// sender thread's seconds per GB it sent plus the receiver thread's per GB it received,
+/// so datagrams the receiver's buffer drops (the sender is not paced) do not count twice.
 fn raw_udp(duration: Duration, cancel: &AtomicBool) -> Result<(f64, f64, f64)> {
     let rx = UdpSocket::bind("127.0.0.1:0").context("binding the raw-UDP receiver")?;
     rx.set_read_timeout(Some(Duration::from_millis(50)))?;
     let to = rx.local_addr()?;
     let tx = UdpSocket::bind("127.0.0.1:0").context("binding the raw-UDP sender")?;
     let stop = Arc::new(AtomicBool::new(false));
-    let received = Arc::new(AtomicU64::new(0));
-    let sent = Arc::new(AtomicU64::new(0));
+    let received = Arc::new(Side::default());
+    let sent = Arc::new(Side::default());
     let receiver = {
-        let (stop, received) = (stop.clone(), received.clone());
+        let (stop, side) = (stop.clone(), received.clone());
         thread::Builder::new()
             .name("bench-udp-rx".into())
             .spawn(move || {
+                side.announce();
                 let mut buf = vec![0u8; 2048];
                 while !stop.load(Ordering::Relaxed) {
                     if let Ok(n) = rx.recv(&mut buf) {
-                        received.fetch_add(n as u64, Ordering::Relaxed);
+                        side.bytes.fetch_add(n as u64, Ordering::Relaxed);
                     }
                 }
             })?
     };
     let sender = {
-        let (stop, sent) = (stop.clone(), sent.clone());
+        let (stop, side) = (stop.clone(), sent.clone());
         thread::Builder::new()
             .name("bench-udp-tx".into())
             .spawn(move || {
+                side.announce();
                 let buf = vec![0x5au8; RAW_DATAGRAM];
                 while !stop.load(Ordering::Relaxed) {
                     if let Ok(n) = tx.send_to(&buf, to) {
-                        sent.fetch_add(n as u64, Ordering::Relaxed);
+                        side.bytes.fetch_add(n as u64, Ordering::Relaxed);
                     }
                 }
             })?
     };
     let result = (|| {
         wait(WARMUP, cancel)?;
-        let (r0, s0, c0, t0) = (
-            received.load(Ordering::Relaxed),
-            sent.load(Ordering::Relaxed),
-            own_cpu()?,
-            Instant::now(),
-        );
+        let (r0, rc0) = received.sample()?;
+        let (s0, sc0) = sent.sample()?;
+        let t0 = Instant::now();
         wait(duration, cancel)?;
-        let (r1, s1, c1, secs) = (
-            received.load(Ordering::Relaxed),
-            sent.load(Ordering::Relaxed),
-            own_cpu()?,
-            t0.elapsed().as_secs_f64(),
-        );
-        let bytes = (r1 - r0) as f64;
-        if bytes <= 0.0 {
+        let (r1, rc1) = received.sample()?;
+        let (s1, sc1) = sent.sample()?;
+        let secs = t0.elapsed().as_secs_f64();
+        let got = (r1 - r0) as f64;
+        let put = (s1 - s0) as f64;
+        if got <= 0.0 || put <= 0.0 {
             bail!("no raw UDP datagram arrived");
         }
-        let sent = (s1 - s0) as f64;
-        let lost = if sent > 0.0 {
-            (1.0 - bytes / sent).max(0.0)
-        } else {
-            0.0
-        };
-        Ok((bytes / 1e6 / secs, (c1 - c0) / (bytes / 1e9), lost))
+        let lost = (1.0 - got / put).max(0.0);
+        let cpu = (sc1 - sc0) / (put / 1e9) + (rc1 - rc0) / (got / 1e9);
+        Ok((got / 1e6 / secs, cpu, lost))
     })();
     stop.store(true, Ordering::Relaxed);
     let _ = sender.join();

@@ -906,3 +906,32 @@ fn smoke_each_new_workload_once() {
         assert!(out.path().join(f).is_file(), "{f}");
     }
 }
+
+#[test]
+fn the_ceilings_measure_loopback() {
+    let target = mkcp_bench::target::Target::start().unwrap();
+    let c = mkcp_bench::ceiling::measure(
+        &target,
+        2,
+        Duration::from_millis(300),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert_eq!(c.run, 2);
+    assert!(c.raw_udp_mb_s > 0.0 && c.tcp_mb_s > 0.0, "{c:?}");
+    // Per-thread CPU time was found (no error) and charged to the bytes moved.
+    assert!(
+        c.raw_udp_cpu_s_per_gb.is_finite() && c.raw_udp_cpu_s_per_gb >= 0.0,
+        "{c:?}"
+    );
+    assert!((0.0..1.0).contains(&c.raw_udp_lost), "{c:?}");
+    assert!(c.tcp_cpu_s_per_gb.is_finite(), "{c:?}");
+    // A cancelled measurement stops.
+    assert!(mkcp_bench::ceiling::measure(
+        &target,
+        0,
+        Duration::from_secs(30),
+        &AtomicBool::new(true)
+    )
+    .is_err());
+}
