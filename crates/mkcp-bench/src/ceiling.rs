@@ -39,6 +39,10 @@ pub struct Ceilings {
     /// Raw UDP: CPU seconds of the sender thread per GB sent plus the receiver thread's
     /// per GB received.
     pub raw_udp_cpu_s_per_gb: f64,
+    /// Raw UDP: the receiver thread's part of [`Self::raw_udp_cpu_s_per_gb`] (the rest
+    /// is the sender's, waits for the window included).
+    #[serde(default)]
+    pub raw_udp_rx_cpu_s_per_gb: f64,
     /// Datagrams the sender handed to the kernel that the receiver did not get (its
     /// socket buffer was full), as a fraction of those sent (about 0 with the window).
     pub raw_udp_lost: f64,
@@ -60,12 +64,14 @@ pub fn measure(
     duration: Duration,
     cancel: &AtomicBool,
 ) -> Result<Ceilings> {
-    let (raw_udp_mb_s, raw_udp_cpu_s_per_gb, raw_udp_lost) = raw_udp(duration, cancel)?;
+    let (raw_udp_mb_s, raw_udp_cpu_s_per_gb, raw_udp_rx_cpu_s_per_gb, raw_udp_lost) =
+        raw_udp(duration, cancel)?;
     let (tcp_mb_s, tcp_cpu_s_per_gb) = plain_tcp(target, duration, cancel)?;
     Ok(Ceilings {
         run,
         raw_udp_mb_s,
         raw_udp_cpu_s_per_gb,
+        raw_udp_rx_cpu_s_per_gb,
         raw_udp_lost,
         tcp_mb_s,
         tcp_cpu_s_per_gb,
@@ -124,11 +130,11 @@ impl Side {
 }
 
 /// One sender thread, one receiver thread, [`RAW_DATAGRAM`]-byte datagrams on
-/// 127.0.0.1, at most [`RAW_WINDOW`] in flight: (MB/s received, CPU s per GB, fraction
-/// lost). The CPU figure is the sender thread's seconds per GB it sent plus the receiver
+/// 127.0.0.1, at most [`RAW_WINDOW`] in flight: (MB/s received, CPU s per GB, the
+/// receiver's part of it, fraction lost). The CPU figure is the sender thread's seconds per GB it sent plus the receiver
 /// thread's per GB it received (the sender's waits for the window, `sched_yield`, count
 /// as its CPU).
-fn raw_udp(duration: Duration, cancel: &AtomicBool) -> Result<(f64, f64, f64)> {
+fn raw_udp(duration: Duration, cancel: &AtomicBool) -> Result<(f64, f64, f64, f64)> {
     let rx = UdpSocket::bind("127.0.0.1:0").context("binding the raw-UDP receiver")?;
     rx.set_read_timeout(Some(Duration::from_millis(50)))?;
     let to = rx.local_addr()?;
@@ -201,8 +207,9 @@ fn raw_udp(duration: Duration, cancel: &AtomicBool) -> Result<(f64, f64, f64)> {
             bail!("no raw UDP datagram arrived");
         }
         let lost = (1.0 - got / put).max(0.0);
-        let cpu = (sc1 - sc0) / (put / 1e9) + (rc1 - rc0) / (got / 1e9);
-        Ok((got / 1e6 / secs, cpu, lost))
+        let rx_cpu = (rc1 - rc0) / (got / 1e9);
+        let cpu = (sc1 - sc0) / (put / 1e9) + rx_cpu;
+        Ok((got / 1e6 / secs, cpu, rx_cpu, lost))
     })();
     stop.store(true, Ordering::Relaxed);
     let _ = sender.join();

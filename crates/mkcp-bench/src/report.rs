@@ -435,18 +435,20 @@ pub fn ceilings_section(ceilings: &[Ceilings], summaries: &[Summary]) -> String 
     }
     let mut s = String::new();
     s.push_str(
-        "| run | raw UDP MB/s | raw UDP CPU s/GB | raw UDP lost | plain TCP MB/s | plain TCP CPU s/GB |\n",
+        "| run | raw UDP MB/s | raw UDP CPU s/GB, send + receive | of which receive | raw UDP lost \
+         | plain TCP MB/s | plain TCP CPU s/GB |\n",
     );
-    s.push_str("|---|---:|---:|---:|---:|---:|\n");
-    let row = |s: &mut String, label: String, c: [Option<f64>; 5]| {
+    s.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
+    let row = |s: &mut String, label: String, c: [Option<f64>; 6]| {
         let _ = writeln!(
             s,
-            "| {label} | {} | {} | {} | {} | {} |",
+            "| {label} | {} | {} | {} | {} | {} | {} |",
             num(c[0], 1),
             num(c[1], 2),
-            pct(c[2], 1),
-            num(c[3], 1),
-            num(c[4], 2),
+            num(c[2], 2),
+            pct(c[3], 1),
+            num(c[4], 1),
+            num(c[5], 2),
         );
     };
     for c in ceilings {
@@ -456,6 +458,7 @@ pub fn ceilings_section(ceilings: &[Ceilings], summaries: &[Summary]) -> String 
             [
                 Some(c.raw_udp_mb_s),
                 Some(c.raw_udp_cpu_s_per_gb),
+                Some(c.raw_udp_rx_cpu_s_per_gb),
                 Some(c.raw_udp_lost),
                 Some(c.tcp_mb_s),
                 Some(c.tcp_cpu_s_per_gb),
@@ -472,6 +475,7 @@ pub fn ceilings_section(ceilings: &[Ceilings], summaries: &[Summary]) -> String 
         [
             udp,
             udp_cpu,
+            m(|c| c.raw_udp_rx_cpu_s_per_gb),
             m(|c| c.raw_udp_lost),
             tcp,
             m(|c| c.tcp_cpu_s_per_gb),

@@ -683,6 +683,7 @@ fn the_direct_scenario_prints_its_ceilings() {
         run,
         raw_udp_mb_s: udp,
         raw_udp_cpu_s_per_gb: 2.0,
+        raw_udp_rx_cpu_s_per_gb: 1.25,
         raw_udp_lost: 0.01,
         tcp_mb_s: tcp,
         tcp_cpu_s_per_gb: 1.0,
@@ -690,7 +691,7 @@ fn the_direct_scenario_prints_its_ceilings() {
     let ceilings = [c(0, 800.0, 400.0), c(1, 900.0, 300.0), c(2, 850.0, 250.0)];
     let t = report::ceilings_section(&ceilings, &s);
     assert!(
-        t.contains("| median | 850.0 | 2.00 | 1.0 % | 300.0 | 1.00 |"),
+        t.contains("| median | 850.0 | 2.00 | 1.25 | 1.0 % | 300.0 | 1.00 |"),
         "{t}"
     );
     assert!(
@@ -924,6 +925,7 @@ fn the_ceilings_measure_loopback() {
         c.raw_udp_cpu_s_per_gb.is_finite() && c.raw_udp_cpu_s_per_gb >= 0.0,
         "{c:?}"
     );
+    assert!(c.raw_udp_rx_cpu_s_per_gb <= c.raw_udp_cpu_s_per_gb, "{c:?}");
     assert!((0.0..1.0).contains(&c.raw_udp_lost), "{c:?}");
     assert!(c.tcp_cpu_s_per_gb.is_finite(), "{c:?}");
     // A cancelled measurement stops.
