@@ -100,10 +100,32 @@ fn own_thread_id() -> Option<u32> {
         .ok()
 }
 
-/// CPU seconds of thread `tid` of this process so far (`/proc/<tid>/stat` is the
-/// thread's own).
+/// CPU seconds of thread `tid` of this process so far: the run time in ns of
+/// `/proc/self/task/<tid>/schedstat`, else utime + stime of its `stat` in `USER_HZ`
+/// (100) ticks. (Not `/proc/<tid>/stat`: that one sums the whole process.)
 fn thread_cpu(tid: u32) -> Result<f64> {
-    cpu_time_secs(tid).with_context(|| format!("reading /proc/{tid}/stat"))
+    let dir = format!("/proc/self/task/{tid}");
+    if let Ok(s) = std::fs::read_to_string(format!("{dir}/schedstat")) {
+        if let Some(ns) = s
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            return Ok(ns as f64 / 1e9);
+        }
+    }
+    let stat = std::fs::read_to_string(format!("{dir}/stat"))
+        .with_context(|| format!("reading {dir}/stat"))?;
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // After ")" come fields 3.. ; utime and stime are fields 14 and 15.
+    let tick = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<u64>().ok());
+    match (tick(14), tick(15)) {
+        (Some(u), Some(s)) => Ok((u + s) as f64 / 100.0),
+        _ => bail!("cannot parse {dir}/stat"),
+    }
 }
 
 /// One side of the raw-UDP test: its thread's id (0 until known) and its byte count.

@@ -926,6 +926,12 @@ fn the_ceilings_measure_loopback() {
         "{c:?}"
     );
     assert!(c.raw_udp_rx_cpu_s_per_gb <= c.raw_udp_cpu_s_per_gb, "{c:?}");
+    // One thread uses at most one CPU second per second: the receiver's figure is its
+    // own, not the whole process's (CPU s/GB x GB/s <= 1, with slack for sampling).
+    assert!(
+        c.raw_udp_rx_cpu_s_per_gb * c.raw_udp_mb_s / 1e3 <= 1.05,
+        "{c:?}"
+    );
     assert!((0.0..1.0).contains(&c.raw_udp_lost), "{c:?}");
     assert!(c.tcp_cpu_s_per_gb.is_finite(), "{c:?}");
     // A cancelled measurement stops.
