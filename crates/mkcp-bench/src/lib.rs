@@ -153,6 +153,7 @@ pub fn run_blocking(args: &BenchArgs, cancel: &AtomicBool) -> Result<()> {
     let started = Instant::now();
     let mut records = Vec::with_capacity(total);
     let mut ceilings: Vec<Ceilings> = Vec::new();
+    let mut ceiling_failures: Vec<String> = Vec::new();
     'outer: for run in 0..args.runs {
         for &scenario in &scenarios {
             if scenario == LinkScenario::Direct && !cancel.load(Ordering::Relaxed) {
@@ -168,7 +169,10 @@ pub fn run_blocking(args: &BenchArgs, cancel: &AtomicBool) -> Result<()> {
                         );
                         ceilings.push(c);
                     }
-                    Err(e) => eprintln!("[ceilings] run {}: FAILED: {e:#}", run + 1),
+                    Err(e) => {
+                        eprintln!("[ceilings] run {}: FAILED: {e:#}", run + 1);
+                        ceiling_failures.push(format!("- ceilings run {}: {e:#}", run + 1));
+                    }
                 }
             }
             for &variant in &variants {
@@ -229,6 +233,7 @@ pub fn run_blocking(args: &BenchArgs, cancel: &AtomicBool) -> Result<()> {
         cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
         streams: args.streams,
         ceilings,
+        ceiling_failures,
     };
     write_outputs(&args.out, &records, &summaries, &meta)?;
     println!("{}", report::all_tables(&summaries, &meta.ceilings));
@@ -313,6 +318,8 @@ pub struct Meta {
     pub streams: u8,
     /// The direct scenario's ceilings, one per repetition that ran it.
     pub ceilings: Vec<Ceilings>,
+    /// Why a repetition's ceilings could not be measured, one line each.
+    pub ceiling_failures: Vec<String>,
 }
 
 /// The contents of `results.json`.
@@ -412,7 +419,11 @@ fn write_outputs(
         md.push_str("\n## Targets of issue 12 (mkcp↔mkcp, lossy links; medians of this run)\n\n");
         md.push_str(&issue12);
     }
-    let failures = report::failures(records);
+    let mut failures = report::failures(records);
+    for f in &meta.ceiling_failures {
+        failures.push_str(&f.replace('\n', " "));
+        failures.push('\n');
+    }
     if !failures.is_empty() {
         md.push_str("\n## Failed runs\n\n");
         md.push_str(&failures);

@@ -750,6 +750,9 @@ fn report_from_rewrites_the_report_of_earlier_records() {
         "duration_s": 10.0,
         "cpus": 2,
         "records": sample_records(),
+        "ceilings": [{"run": 0, "raw_udp_mb_s": 800.0, "raw_udp_cpu_s_per_gb": 2.0,
+                      "raw_udp_lost": 0.0, "tcp_mb_s": 400.0, "tcp_cpu_s_per_gb": 1.0}],
+        "ceiling_failures": ["- ceilings run 2: no raw UDP datagram arrived"],
     });
     let src = dir.path().join("old.json");
     std::fs::write(&src, json.to_string()).unwrap();
@@ -769,6 +772,15 @@ fn report_from_rewrites_the_report_of_earlier_records() {
     );
     assert!(md.contains("- machine: 2 CPU(s)"), "{md}");
     assert!(md.contains("## Failed runs"));
+    assert!(
+        md.contains("- ceilings run 2: no raw UDP datagram arrived"),
+        "{md}"
+    );
+    // Ceilings of files without the receiver's part read it as 0.
+    assert!(
+        md.contains("| 1 | 800.0 | 2.00 | 0.00 | 0.0 % | 400.0 | 1.00 |"),
+        "{md}"
+    );
     assert!(out.join("goodput.svg").is_file());
     let back: mkcp_bench::ResultsFile =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
