@@ -18,8 +18,10 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..=100))]
     pub runs: u32,
-    /// Link scenarios, comma-separated: clean (no impairment), wan30 (30 ms one way,
-    /// 2 % loss, 100 Mbit/s, 1-BDP queue), wan100 (100 ms, 5 %, 20 Mbit/s, 1-BDP queue).
+    /// Link scenarios, comma-separated: clean (the relay, no impairment), wan30 (30 ms
+    /// one way, 2 % loss, 100 Mbit/s, 1-BDP queue), wan100 (100 ms, 5 %, 20 Mbit/s, 1-BDP
+    /// queue), direct (no relay: client and server endpoints straight on loopback, with
+    /// the raw-UDP and plain-TCP ceilings measured in the same run).
     #[arg(
         long,
         value_name = "LIST",
@@ -56,6 +58,18 @@ pub struct BenchArgs {
         default_value = "up,down"
     )]
     pub directions: Vec<Direction>,
+    /// Workloads, comma-separated: bulk (idle echo round trips, then one bulk transfer
+    /// in each of --directions), echo-load (64-byte echoes on a second connection of
+    /// the client while a first one uploads at full rate), streams (--streams concurrent
+    /// uploads, each its own tunnelled connection). echo-load and streams are uploads
+    /// only and run once per cell whatever --directions says. [default: bulk on every
+    /// link, plus echo-load and streams on the rate-limited ones (wan30, wan100)]
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub workloads: Vec<Workload>,
+    /// Concurrent uploads of the streams workload.
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u8).range(2..=64))]
+    pub streams: u8,
     /// Length of each bulk transfer, e.g. 10s.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_run_duration)]
     pub duration: Duration,
@@ -105,6 +119,8 @@ pub enum LinkScenario {
     Wan30,
     /// 100 ms one way, 5 % random loss each way, 20 Mbit/s bottleneck, 500 kB queue (1 BDP).
     Wan100,
+    /// No relay: the client endpoint sends straight to the server endpoint on loopback.
+    Direct,
 }
 
 impl LinkScenario {
@@ -114,12 +130,19 @@ impl LinkScenario {
             LinkScenario::Clean => "clean",
             LinkScenario::Wan30 => "wan30",
             LinkScenario::Wan100 => "wan100",
+            LinkScenario::Direct => "direct",
         }
+    }
+
+    /// Whether the endpoints talk through the netem relay (all but [`LinkScenario::Direct`]).
+    pub fn has_relay(self) -> bool {
+        !matches!(self, LinkScenario::Direct)
     }
 
     /// Human description for tables.
     pub fn describe(self) -> &'static str {
         match self {
+            LinkScenario::Direct => "direct loopback, no relay",
             LinkScenario::Clean => "clean loopback",
             LinkScenario::Wan30 => "30 ms, 2 %, 100 Mbit/s",
             LinkScenario::Wan100 => "100 ms, 5 %, 20 Mbit/s",
@@ -129,7 +152,7 @@ impl LinkScenario {
     /// The bottleneck rate in bits per second, if any.
     pub fn rate_bps(self) -> Option<u64> {
         match self {
-            LinkScenario::Clean => None,
+            LinkScenario::Clean | LinkScenario::Direct => None,
             LinkScenario::Wan30 => Some(100_000_000),
             LinkScenario::Wan100 => Some(20_000_000),
         }
@@ -138,7 +161,7 @@ impl LinkScenario {
     /// Random loss probability each way.
     pub fn loss(self) -> f64 {
         match self {
-            LinkScenario::Clean => 0.0,
+            LinkScenario::Clean | LinkScenario::Direct => 0.0,
             LinkScenario::Wan30 => 0.02,
             LinkScenario::Wan100 => 0.05,
         }
@@ -147,7 +170,7 @@ impl LinkScenario {
     /// One-way delay.
     pub fn delay(self) -> Duration {
         match self {
-            LinkScenario::Clean => Duration::ZERO,
+            LinkScenario::Clean | LinkScenario::Direct => Duration::ZERO,
             LinkScenario::Wan30 => Duration::from_millis(30),
             LinkScenario::Wan100 => Duration::from_millis(100),
         }
@@ -166,6 +189,19 @@ impl LinkScenario {
         self.rate_bps().map(|b| b as f64 / 8.0)
     }
 
+    /// The path's round-trip time without queueing (twice the one-way delay), in ms.
+    pub fn path_rtt_ms(self) -> f64 {
+        2.0 * self.delay().as_secs_f64() * 1000.0
+    }
+
+    /// The most application payload this link can carry one way, in MB/s, if it is
+    /// rate-limited: rate × (1 − loss) × `payload_share` (the payload's share of a full
+    /// datagram, [`crate::limits::payload_share`]).
+    pub fn limit_mb_s(self, payload_share: f64) -> Option<f64> {
+        self.capacity_bytes_per_sec()
+            .map(|b| b * (1.0 - self.loss()) * payload_share / 1e6)
+    }
+
     /// The link model for one direction, with the given random seed.
     pub fn link(self, seed: u64) -> LinkConfig {
         let mut l = LinkConfig::default()
@@ -180,6 +216,78 @@ impl LinkScenario {
 }
 
 impl fmt::Display for LinkScenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a run does through the tunnel.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Default,
+    ValueEnum,
+    Serialize,
+    Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    /// 64-byte echo round trips on the idle link, then one bulk transfer in the run's
+    /// direction.
+    #[default]
+    Bulk,
+    /// One connection uploads at full rate while a second connection of the same client
+    /// endpoint does 64-byte echo round trips.
+    EchoLoad,
+    /// `--streams` concurrent uploads, each its own tunnelled TCP connection (so its own
+    /// mKCP session and UDP socket), through the same link.
+    Streams,
+}
+
+impl Workload {
+    /// All, in table order.
+    pub const ALL: [Workload; 3] = [Workload::Bulk, Workload::EchoLoad, Workload::Streams];
+
+    /// Short name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Bulk => "bulk",
+            Workload::EchoLoad => "echo-load",
+            Workload::Streams => "streams",
+        }
+    }
+
+    /// The workloads of `scenario` given `--workloads` (`asked`): those asked, or, if
+    /// none were, bulk everywhere and echo-load and streams where a bottleneck makes
+    /// them tell something (a queue to wait in, a rate to share).
+    pub fn for_scenario(scenario: LinkScenario, asked: &[Workload]) -> Vec<Workload> {
+        if !asked.is_empty() {
+            return dedup_keep_order(asked);
+        }
+        if scenario.rate_bps().is_some() {
+            Workload::ALL.to_vec()
+        } else {
+            vec![Workload::Bulk]
+        }
+    }
+
+    /// The directions this workload runs in, given `--directions` (the new workloads are
+    /// uploads only).
+    pub fn directions(self, asked: &[Direction]) -> Vec<Direction> {
+        match self {
+            Workload::Bulk => asked.to_vec(),
+            Workload::EchoLoad | Workload::Streams => vec![Direction::Up],
+        }
+    }
+}
+
+impl fmt::Display for Workload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
@@ -210,6 +318,14 @@ impl KcpVariant {
     /// Whether `congestion` is on.
     pub fn congestion(self) -> bool {
         matches!(self, KcpVariant::Congestion)
+    }
+
+    /// The kcpSettings both ends run with (V2Ray's defaults, `congestion` as named).
+    pub fn params(self) -> mkcp_v2ray::KcpParams {
+        mkcp_v2ray::KcpParams {
+            congestion: self.congestion(),
+            ..mkcp_v2ray::KcpParams::default()
+        }
     }
 }
 

@@ -18,6 +18,17 @@
 //!    relay, both ways) per payload byte. Each direction is a run of its own, on fresh
 //!    endpoints.
 //!
+//! 3. `--workloads echo-load`: one connection uploads for `--duration` while a second
+//!    connection of the same client endpoint (its own mKCP session) does 64-byte echo
+//!    round trips after a short warm-up (p50, p90, p99, max next to the path RTT);
+//! 4. `--workloads streams`: `--streams` concurrent uploads, each its own tunnelled
+//!    connection, through the same link (aggregate and per-stream goodput, Jain's
+//!    fairness index, queue drops of the bottleneck).
+//!
+//! Every goodput is printed next to the most the link can carry
+//! ([`LinkScenario::limit_mb_s`]). The `direct` scenario has no relay; its runs print
+//! the raw-UDP and plain-TCP ceilings measured in the same run ([`ceiling`]).
+//!
 //! Results go to `--out` (default `bench-results/`): `results.md` (medians table, target
 //! check, failures), `results.json` (every run) and one SVG chart per metric.
 //!
@@ -27,7 +38,9 @@
 #![warn(missing_docs)]
 
 pub mod args;
+pub mod ceiling;
 pub mod chart;
+pub mod limits;
 pub mod procs;
 pub mod report;
 pub mod runner;
@@ -44,7 +57,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-pub use args::{BenchArgs, Direction, KcpVariant, LinkScenario, PairKind};
+pub use args::{BenchArgs, Direction, KcpVariant, LinkScenario, PairKind, Workload};
+use ceiling::Ceilings;
 use report::{RunRecord, Summary};
 use runner::{Env, RunSpec};
 
@@ -92,6 +106,13 @@ pub fn run_blocking(args: &BenchArgs, cancel: &AtomicBool) -> Result<()> {
              least one"
         );
     }
+    // (workload, direction) of every run of a cell of a scenario.
+    let jobs = |scenario: LinkScenario| -> Vec<(Workload, Direction)> {
+        Workload::for_scenario(scenario, &args.workloads)
+            .into_iter()
+            .flat_map(|w| w.directions(&directions).into_iter().map(move |d| (w, d)))
+            .collect()
+    };
     let mkcp_bin = if pairs.iter().any(|p| p.needs_mkcp()) {
         Some(procs::locate_mkcp(args.mkcp_bin.as_deref())?)
     } else {
@@ -109,25 +130,54 @@ pub fn run_blocking(args: &BenchArgs, cancel: &AtomicBool) -> Result<()> {
     fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let env = Env::new(mkcp_bin.clone(), v2ray.clone())?;
 
-    let cells = scenarios.len() * variants.len() * pairs.len() * directions.len();
+    let cells: usize = scenarios
+        .iter()
+        .map(|&sc| variants.len() * pairs.len() * jobs(sc).len())
+        .sum();
     let total = cells * args.runs as usize;
     let per_run = args.duration + args.rtt_time + Duration::from_secs(3);
+    let with_ceilings = scenarios.contains(&LinkScenario::Direct);
+    let ceiling_time = if with_ceilings {
+        2 * (args.duration.as_secs() as usize + 1) * args.runs as usize
+    } else {
+        0
+    };
     eprintln!(
-        "mkcp bench: {total} runs ({} link(s) x {} kcp variant(s) x {} pair(s) x {} direction(s) x {} run(s)), about {} min",
+        "mkcp bench: {total} runs ({} link(s) x {} kcp variant(s) x {} pair(s) x workloads and directions x {} run(s)), about {} min",
         scenarios.len(),
         variants.len(),
         pairs.len(),
-        directions.len(),
         args.runs,
-        (per_run.as_secs() as usize * total).div_ceil(60)
+        (per_run.as_secs() as usize * total + ceiling_time).div_ceil(60)
     );
     let started = Instant::now();
     let mut records = Vec::with_capacity(total);
+    let mut ceilings: Vec<Ceilings> = Vec::new();
+    let mut ceiling_failures: Vec<String> = Vec::new();
     'outer: for run in 0..args.runs {
         for &scenario in &scenarios {
+            if scenario == LinkScenario::Direct && !cancel.load(Ordering::Relaxed) {
+                match ceiling::measure(&env.target, run, args.duration, cancel) {
+                    Ok(c) => {
+                        eprintln!(
+                            "[ceilings] run {}: raw UDP {:.1} MB/s at {:.2} CPU s/GB ({:.1} % lost), plain TCP {:.1} MB/s",
+                            run + 1,
+                            c.raw_udp_mb_s,
+                            c.raw_udp_cpu_s_per_gb,
+                            c.raw_udp_lost * 100.0,
+                            c.tcp_mb_s
+                        );
+                        ceilings.push(c);
+                    }
+                    Err(e) => {
+                        eprintln!("[ceilings] run {}: FAILED: {e:#}", run + 1);
+                        ceiling_failures.push(format!("- ceilings run {}: {e:#}", run + 1));
+                    }
+                }
+            }
             for &variant in &variants {
                 for &pair in &pairs {
-                    for &direction in &directions {
+                    for (workload, direction) in jobs(scenario) {
                         if cancel.load(Ordering::Relaxed) {
                             break 'outer;
                         }
@@ -135,7 +185,9 @@ pub fn run_blocking(args: &BenchArgs, cancel: &AtomicBool) -> Result<()> {
                             scenario,
                             variant,
                             pair,
+                            workload,
                             direction,
+                            streams: args.streams,
                             run,
                             duration: args.duration,
                             rtt_samples: args.rtt_samples,
@@ -145,7 +197,7 @@ pub fn run_blocking(args: &BenchArgs, cancel: &AtomicBool) -> Result<()> {
                         let result =
                             runner::run_one(&env, &spec, cancel).map_err(|e| format!("{e:#}"));
                         eprintln!(
-                            "[{}/{total}] {scenario} {variant} {pair} {direction} run {}: {}",
+                            "[{}/{total}] {scenario} {variant} {pair} {workload} {direction} run {}: {}",
                             records.len() + 1,
                             run + 1,
                             progress(&result)
@@ -154,6 +206,7 @@ pub fn run_blocking(args: &BenchArgs, cancel: &AtomicBool) -> Result<()> {
                             scenario,
                             variant,
                             pair,
+                            workload,
                             direction,
                             run,
                             result,
@@ -178,9 +231,12 @@ pub fn run_blocking(args: &BenchArgs, cancel: &AtomicBool) -> Result<()> {
         elapsed_s: started.elapsed().as_secs_f64(),
         interrupted: cancel.load(Ordering::Relaxed),
         cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        streams: args.streams,
+        ceilings,
+        ceiling_failures,
     };
     write_outputs(&args.out, &records, &summaries, &meta)?;
-    println!("{}", report::markdown_table(&summaries));
+    println!("{}", report::all_tables(&summaries, &meta.ceilings));
     let targets = report::targets_section(&summaries);
     if !targets.is_empty() {
         println!("{targets}");
@@ -194,16 +250,42 @@ pub fn run_blocking(args: &BenchArgs, cancel: &AtomicBool) -> Result<()> {
 
 /// One line of progress for a finished run.
 fn progress(result: &std::result::Result<report::Measurement, String>) -> String {
+    let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
     match result {
-        Ok(m) => format!(
-            "{:.2} MB/s, CPU {:.1}+{:.1} s/GB, wire {:.3}, echo p50 {} ms, load {}",
-            m.goodput_mb_s,
-            m.cpu_client_s_per_gb,
-            m.cpu_server_s_per_gb,
-            m.wire_ratio,
-            m.rtt_p50_ms.map_or("-".into(), |v| format!("{v:.1}")),
-            m.load_average.map_or("-".into(), |v| format!("{v:.2}")),
-        ),
+        Ok(m) => {
+            let mut s = format!(
+                "{:.2} MB/s, CPU {:.1}+{:.1} s/GB, wire {}, load {}",
+                m.goodput_mb_s,
+                m.cpu_client_s_per_gb,
+                m.cpu_server_s_per_gb,
+                m.wire_ratio.map_or("-".into(), |v| format!("{v:.3}")),
+                m.load_average.map_or("-".into(), |v| format!("{v:.2}")),
+            );
+            if m.rtt_samples > 0 {
+                let _ = write!(s, ", echo p50 {} ms", ms(m.rtt_p50_ms));
+            }
+            if let Some(e) = &m.load_echo {
+                let _ = write!(
+                    s,
+                    ", echo under load p50 {} p99 {} ms ({} samples)",
+                    ms(e.p50_ms),
+                    ms(e.p99_ms),
+                    e.samples
+                );
+            }
+            if !m.streams_mb_s.is_empty() {
+                let per: Vec<String> = m.streams_mb_s.iter().map(|v| format!("{v:.2}")).collect();
+                let _ = write!(
+                    s,
+                    ", streams {} MB/s, Jain {}, queue drops {}",
+                    per.join("/"),
+                    limits::jain(&m.streams_mb_s).map_or("-".into(), |j| format!("{j:.3}")),
+                    m.queue_drop_fraction()
+                        .map_or("-".into(), |q| format!("{:.2} %", q * 100.0)),
+                );
+            }
+            s
+        }
         Err(e) => format!("FAILED: {e}"),
     }
 }
@@ -232,6 +314,12 @@ pub struct Meta {
     pub interrupted: bool,
     /// CPUs of the machine.
     pub cpus: usize,
+    /// Concurrent uploads of the streams workload.
+    pub streams: u8,
+    /// The direct scenario's ceilings, one per repetition that ran it.
+    pub ceilings: Vec<Ceilings>,
+    /// Why a repetition's ceilings could not be measured, one line each.
+    pub ceiling_failures: Vec<String>,
 }
 
 /// The contents of `results.json`.
@@ -255,7 +343,7 @@ fn rerender(path: &Path, out: &Path) -> Result<()> {
     let summaries = report::summarize(&file.records);
     fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     write_outputs(out, &file.records, &summaries, &file.meta)?;
-    println!("{}", report::markdown_table(&summaries));
+    println!("{}", report::all_tables(&summaries, &file.meta.ceilings));
     eprintln!("mkcp bench: report written to {}", out.display());
     Ok(())
 }
@@ -278,13 +366,10 @@ fn write_outputs(
     .context("writing results.json")?;
 
     let mut charts = Vec::new();
-    if !summaries.is_empty() {
-        for m in &chart::METRICS {
-            let svg = chart::render(m, summaries)?;
-            let name = format!("{}.svg", m.file);
-            fs::write(out.join(&name), svg).with_context(|| format!("writing {name}"))?;
-            charts.push(name);
-        }
+    for (name, svg) in chart::render_all(summaries)? {
+        let name = format!("{name}.svg");
+        fs::write(out.join(&name), svg).with_context(|| format!("writing {name}"))?;
+        charts.push(name);
     }
 
     let mut md = String::new();
@@ -313,20 +398,32 @@ fn write_outputs(
     let _ = writeln!(
         md,
         "- machine: {} CPU(s); medians; MB = 10^6 bytes, GB = 10^9 bytes; wire = UDP payload \
-         bytes into the relay, both ways; load = 1-minute load average at the start of the runs\n",
+         bytes into the relay, both ways; load = 1-minute load average at the start of the runs\n\
+         - limit = what the link can carry one way: rate × (1 − loss) × payload share of a \
+         full datagram under the kcp settings used (1326 / 1350 with V2Ray's defaults); path \
+         RTT = twice the one-way delay, without queueing\n",
         if meta.cpus > 0 {
             meta.cpus.to_string()
         } else {
             "?".into()
         }
     );
-    md.push_str(&report::markdown_table(summaries));
+    md.push_str(&report::all_tables(summaries, &meta.ceilings));
     let targets = report::targets_section(summaries);
     if !targets.is_empty() {
         md.push_str("\n## Targets (mkcp↔mkcp)\n\n");
         md.push_str(&targets);
     }
-    let failures = report::failures(records);
+    let issue12 = report::issue12_section(summaries);
+    if !issue12.is_empty() {
+        md.push_str("\n## Targets of issue 12 (mkcp↔mkcp, lossy links; medians of this run)\n\n");
+        md.push_str(&issue12);
+    }
+    let mut failures = report::failures(records);
+    for f in &meta.ceiling_failures {
+        failures.push_str(&f.replace('\n', " "));
+        failures.push('\n');
+    }
     if !failures.is_empty() {
         md.push_str("\n## Failed runs\n\n");
         md.push_str(&failures);

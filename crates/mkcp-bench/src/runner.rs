@@ -1,6 +1,7 @@
-//! One measurement: start the two endpoints and the emulated link between them, run the
-//! echo test, then the bulk transfer in one direction, read the counters, tear
-//! everything down.
+//! One measurement: start the two endpoints and the emulated link between them (none
+//! for the direct scenario), run the workload (bulk: the idle echo test, then the bulk
+//! transfer in one direction; echo-load: an upload with echoes on a second connection;
+//! streams: several uploads at once), read the counters, tear everything down.
 //!
 //! ```text
 //!  bench (writer / reader / echo) --TCP--> client endpoint --mKCP/UDP--> netem relay
@@ -22,9 +23,9 @@ use mkcp_harness::ports::{free_tcp_port, free_udp_port, localhost, retry_on_port
 use mkcp_netem::{Relay, RelayHandle, RelayStats};
 use mkcp_v2ray::{KcpParams, V2rayBin};
 
-use crate::args::{Direction, Implementation, KcpVariant, LinkScenario, PairKind};
+use crate::args::{Direction, Implementation, KcpVariant, LinkScenario, PairKind, Workload};
 use crate::procs::{load_average, EndpointProcess, MkcpProcess};
-use crate::report::Measurement;
+use crate::report::{EchoStats, Measurement};
 use crate::stats::percentile;
 use crate::target::{echo_rtts, BulkReader, BulkWriter, Target};
 
@@ -32,6 +33,9 @@ use crate::target::{echo_rtts, BulkReader, BulkWriter, Target};
 pub const ECHO_SIZE: usize = 64;
 /// Untimed echo rounds before the timed ones.
 pub const ECHO_WARMUP: usize = 5;
+/// Untimed echo rounds of the echo-under-load workload (each may take several RTTs, and
+/// the run's time is what bounds the samples).
+pub const ECHO_LOAD_WARMUP: usize = 1;
 
 /// What is shared by all runs: binaries, the TCP target and the relay's runtime.
 pub struct Env {
@@ -72,8 +76,12 @@ pub struct RunSpec {
     pub variant: KcpVariant,
     /// Who runs client and server.
     pub pair: PairKind,
+    /// What the run does.
+    pub workload: Workload,
     /// Which way the bulk transfer goes.
     pub direction: Direction,
+    /// Concurrent uploads of the streams workload.
+    pub streams: u8,
     /// Repetition index, from 0.
     pub run: u32,
     /// Bulk transfer length.
@@ -118,10 +126,7 @@ impl Drop for RelayGuard<'_> {
 }
 
 fn kcp_params(variant: KcpVariant) -> KcpParams {
-    KcpParams {
-        congestion: variant.congestion(),
-        ..KcpParams::default()
-    }
+    variant.params()
 }
 
 /// How many times an endpoint is started on fresh ports before giving up.
@@ -193,31 +198,42 @@ fn start_client(
         .context("starting the client endpoint")
 }
 
+/// How long the upload of the echo-under-load workload runs before the echoes start
+/// (it fills the bottleneck's queue first): a fifth of the run, at most 2 s.
+pub fn echo_load_warmup(duration: Duration) -> Duration {
+    (duration / 5).min(Duration::from_secs(2))
+}
+
 /// Runs one measurement. Every step is bounded in time; every process and the relay are
 /// gone when this returns, whatever happened.
 pub fn run_one(env: &Env, spec: &RunSpec, cancel: &AtomicBool) -> Result<Measurement> {
     let load_before = load_average();
     let (mut server, server_addr) =
         start_server(env, spec.pair.server(), spec.variant, env.target.addr())?;
-    let up = spec.scenario.link(spec.seed + 2 * u64::from(spec.run));
-    let down = spec.scenario.link(spec.seed + 2 * u64::from(spec.run) + 1);
-    let handle = env
-        .runtime
-        .block_on(Relay::start(
-            "127.0.0.1:0".parse().expect("address"),
-            server_addr,
-            up,
-            down,
-        ))
-        .context("starting the netem relay")?;
-    let relay = RelayGuard {
-        handle: Some(handle),
-        runtime: &env.runtime,
+    let relay = if spec.scenario.has_relay() {
+        let up = spec.scenario.link(spec.seed + 2 * u64::from(spec.run));
+        let down = spec.scenario.link(spec.seed + 2 * u64::from(spec.run) + 1);
+        let handle = env
+            .runtime
+            .block_on(Relay::start(
+                "127.0.0.1:0".parse().expect("address"),
+                server_addr,
+                up,
+                down,
+            ))
+            .context("starting the netem relay")?;
+        Some(RelayGuard {
+            handle: Some(handle),
+            runtime: &env.runtime,
+        })
+    } else {
+        None
     };
-    let (mut client, entry) = start_client(env, spec.pair.client(), spec.variant, relay.addr())?;
+    let dial = relay.as_ref().map_or(server_addr, RelayGuard::addr);
+    let (mut client, entry) = start_client(env, spec.pair.client(), spec.variant, dial)?;
 
-    // 1. Echo round trips on the idle link.
-    let rtts = if spec.rtt_samples > 0 {
+    // 1. Echo round trips on the idle link (bulk runs).
+    let rtts = if spec.rtt_samples > 0 && spec.workload == Workload::Bulk {
         echo_rtts(
             entry,
             ECHO_SIZE,
@@ -234,23 +250,65 @@ pub fn run_one(env: &Env, spec: &RunSpec, cancel: &AtomicBool) -> Result<Measure
     // Let the echo session's close settle before the bulk transfer.
     thread::sleep(Duration::from_millis(200));
 
-    // 2. Bulk transfer for a fixed time.
-    let relay0 = relay.stats();
+    // 2. The load for a fixed time.
+    let relay_stats = || relay.as_ref().map(RelayGuard::stats).unwrap_or_default();
+    let relay0 = relay_stats();
     let cpu_c0 = client.cpu_secs()?;
     let cpu_s0 = server.cpu_secs()?;
     let start = Instant::now();
     let load = Load::start(env, entry, spec)?;
     let deadline = start + spec.duration;
-    while Instant::now() < deadline {
-        thread::sleep((deadline - Instant::now()).min(Duration::from_millis(50)));
-        check(cancel, &mut client, &mut server)?;
-        if load.failed() {
-            break;
+    let stop_echo = AtomicBool::new(false);
+    let load_echo = thread::scope(|scope| -> Result<Option<Vec<f64>>> {
+        // Echo under load: the second connection's ping-pong on a thread of its own,
+        // from the end of the warm-up to the end of the run.
+        let stop_echo = &stop_echo;
+        let echo = (spec.workload == Workload::EchoLoad).then(|| {
+            scope.spawn(move || -> Result<Vec<f64>> {
+                let begin = start + echo_load_warmup(spec.duration);
+                while Instant::now() < begin {
+                    if stop_echo.load(Ordering::Relaxed) {
+                        return Ok(Vec::new());
+                    }
+                    thread::sleep((begin - Instant::now()).min(Duration::from_millis(20)));
+                }
+                // The first round (the session's start) is untimed.
+                echo_rtts(
+                    entry,
+                    ECHO_SIZE,
+                    ECHO_LOAD_WARMUP,
+                    1_000_000,
+                    deadline.saturating_duration_since(Instant::now()),
+                    stop_echo,
+                )
+                .context("echoes under load")
+            })
+        });
+        let waited = (|| -> Result<()> {
+            while Instant::now() < deadline {
+                thread::sleep((deadline - Instant::now()).min(Duration::from_millis(50)));
+                check(cancel, &mut client, &mut server)?;
+                if load.failed() || echo.as_ref().is_some_and(|e| e.is_finished()) {
+                    break;
+                }
+            }
+            Ok(())
+        })();
+        if waited.is_err() {
+            stop_echo.store(true, Ordering::Relaxed);
         }
-    }
+        let samples = echo.map(|h| {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("the echo thread panicked"))?
+        });
+        // Why the wait stopped (a dead endpoint, Ctrl-C) explains a failed echo too.
+        waited?;
+        samples.transpose()
+    })?;
     let elapsed = start.elapsed();
-    let sunk = load.delivered(env);
-    let relay1 = relay.stats();
+    let delivered = load.delivered(env);
+    let sunk: u64 = delivered.iter().sum();
+    let relay1 = relay_stats();
     let cpu_client = client.cpu_secs()? - cpu_c0;
     let cpu_server = server.cpu_secs()? - cpu_s0;
     let rss_client = client.peak_rss()?;
@@ -262,6 +320,8 @@ pub fn run_one(env: &Env, spec: &RunSpec, cancel: &AtomicBool) -> Result<Measure
         load_result.context("the bulk transfer stopped early")?;
         bail!("the bulk transfer stopped early");
     }
+    // A starved stream among several is a result (Jain's index shows it), nothing
+    // delivered at all is a failure.
     if sunk == 0 {
         bail!(
             "no byte reached the {} in {:.1} s ({sent} bytes written into the {} endpoint); \
@@ -279,12 +339,21 @@ pub fn run_one(env: &Env, spec: &RunSpec, cancel: &AtomicBool) -> Result<Measure
             server.log_tail()
         );
     }
+    if let Some(e) = &load_echo {
+        if e.is_empty() {
+            bail!("no echo came back under load");
+        }
+    }
     let wire_up = relay1.up.bytes_in - relay0.up.bytes_in;
     let wire_down = relay1.down.bytes_in - relay0.down.bytes_in;
     let dropped = (relay1.up.dropped() + relay1.down.dropped())
         - (relay0.up.dropped() + relay0.down.dropped());
     let packets = (relay1.up.packets_in + relay1.down.packets_in)
         - (relay0.up.packets_in + relay0.down.packets_in);
+    let (data0, data1) = match spec.direction {
+        Direction::Up => (relay0.up, relay1.up),
+        Direction::Down => (relay0.down, relay1.down),
+    };
     let secs = elapsed.as_secs_f64();
     let gb = sunk as f64 / 1e9;
     drop(client);
@@ -302,17 +371,28 @@ pub fn run_one(env: &Env, spec: &RunSpec, cancel: &AtomicBool) -> Result<Measure
         rss_server_bytes: rss_server,
         wire_up_bytes: wire_up,
         wire_down_bytes: wire_down,
-        wire_ratio: (wire_up + wire_down) as f64 / sunk as f64,
+        wire_ratio: spec
+            .scenario
+            .has_relay()
+            .then(|| (wire_up + wire_down) as f64 / sunk as f64),
         relay_packets: packets,
         relay_dropped: dropped,
         rtt_samples: rtts.len(),
         rtt_p50_ms: percentile(&rtts, 50.0),
         rtt_p99_ms: percentile(&rtts, 99.0),
         load_average: load_before,
+        load_echo: load_echo.as_deref().map(EchoStats::of),
+        streams_mb_s: if spec.workload == Workload::Streams {
+            delivered.iter().map(|&d| d as f64 / 1e6 / secs).collect()
+        } else {
+            Vec::new()
+        },
+        queue_dropped: data1.dropped_queue - data0.dropped_queue,
+        queue_offered: data1.packets_in - data0.packets_in,
     })
 }
 
-/// The bulk load of one run, in its direction.
+/// The load of one run: its workload, in its direction.
 enum Load {
     /// Writing into the client endpoint; the target's sink counts. `sunk0` is the sink's
     /// count at the start.
@@ -320,19 +400,36 @@ enum Load {
     /// Reading (and checking) at the client endpoint what the target's source sends.
     /// `sourced0` is the source's count at the start.
     Down { reader: BulkReader, sourced0: u64 },
+    /// Several uploads, each into the tagged sink of its index; `sunk0` are the tags'
+    /// counts at the start.
+    Streams {
+        writers: Vec<BulkWriter>,
+        sunk0: Vec<u64>,
+    },
 }
 
 impl Load {
     fn start(env: &Env, entry: SocketAddr, spec: &RunSpec) -> Result<Self> {
-        Ok(match spec.direction {
-            Direction::Up => {
+        Ok(match (spec.workload, spec.direction) {
+            (Workload::Streams, _) => {
+                let n = spec.streams.max(1);
+                let sunk0 = (0..n).map(|i| env.target.sunk_tagged(i)).collect();
+                let writers = (0..n)
+                    .map(|i| {
+                        BulkWriter::start_tagged(entry, i)
+                            .with_context(|| format!("starting upload {} of {n}", i + 1))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Load::Streams { writers, sunk0 }
+            }
+            (_, Direction::Up) => {
                 let sunk0 = env.target.sunk();
                 Load::Up {
                     writer: BulkWriter::start(entry)?,
                     sunk0,
                 }
             }
-            Direction::Down => {
+            (_, Direction::Down) => {
                 let sourced0 = env.target.sourced();
                 Load::Down {
                     reader: BulkReader::start(entry, download_seed(spec))?,
@@ -342,11 +439,16 @@ impl Load {
         })
     }
 
-    /// Payload bytes the receiving application got so far.
-    fn delivered(&self, env: &Env) -> u64 {
+    /// Payload bytes the receiving application got so far, per stream.
+    fn delivered(&self, env: &Env) -> Vec<u64> {
         match self {
-            Load::Up { sunk0, .. } => env.target.sunk() - sunk0,
-            Load::Down { reader, .. } => reader.received(),
+            Load::Up { sunk0, .. } => vec![env.target.sunk() - sunk0],
+            Load::Down { reader, .. } => vec![reader.received()],
+            Load::Streams { sunk0, .. } => sunk0
+                .iter()
+                .zip(0u8..)
+                .map(|(s0, i)| env.target.sunk_tagged(i) - s0)
+                .collect(),
         }
     }
 
@@ -355,6 +457,7 @@ impl Load {
         match self {
             Load::Up { writer, .. } => writer.written(),
             Load::Down { sourced0, .. } => env.target.sourced() - sourced0,
+            Load::Streams { writers, .. } => writers.iter().map(BulkWriter::written).sum(),
         }
     }
 
@@ -362,6 +465,7 @@ impl Load {
         match self {
             Load::Up { writer, .. } => writer.failed(),
             Load::Down { reader, .. } => reader.failed(),
+            Load::Streams { writers, .. } => writers.iter().any(BulkWriter::failed),
         }
     }
 
@@ -369,6 +473,16 @@ impl Load {
         match self {
             Load::Up { writer, .. } => writer.stop(),
             Load::Down { reader, .. } => reader.stop(),
+            Load::Streams { writers, .. } => {
+                let mut first = Ok(());
+                for w in writers {
+                    let r = w.stop();
+                    if first.is_ok() {
+                        first = r;
+                    }
+                }
+                first
+            }
         }
     }
 }

@@ -19,7 +19,7 @@ use anyhow::{bail, Context, Result};
 
 /// The sink + echo TCP server behind the server endpoint (on 127.0.0.1; stops on drop).
 pub use mkcp_harness::net::MuxServer as Target;
-pub use mkcp_harness::net::{SourceRequest, MODE_ECHO, MODE_SINK, MODE_SOURCE};
+pub use mkcp_harness::net::{SourceRequest, MODE_ECHO, MODE_SINK, MODE_SOURCE, MODE_TAGGED_SINK};
 
 use mkcp_harness::net::Pattern;
 
@@ -108,6 +108,16 @@ impl BulkWriter {
         let mut s = connect(entry)?;
         s.set_write_timeout(Some(POLL))?;
         s.write_all(&[MODE_SINK]).context("selecting the sink")?;
+        Worker::start(s, "bench-writer", "writing to", write_loop).map(BulkWriter)
+    }
+
+    /// Connects to `entry`, selects the tagged sink with `tag` (the target counts this
+    /// connection's bytes under it: [`Target::sunk_tagged`]) and starts writing.
+    pub fn start_tagged(entry: SocketAddr, tag: u8) -> Result<Self> {
+        let mut s = connect(entry)?;
+        s.set_write_timeout(Some(POLL))?;
+        s.write_all(&[MODE_TAGGED_SINK, tag])
+            .context("selecting the tagged sink")?;
         Worker::start(s, "bench-writer", "writing to", write_loop).map(BulkWriter)
     }
 
@@ -268,7 +278,7 @@ pub fn echo_rtts(
     s.set_write_timeout(Some(Duration::from_secs(5)))?;
     s.write_all(&[MODE_ECHO])
         .context("selecting the echo service")?;
-    let mut samples = Vec::with_capacity(count);
+    let mut samples = Vec::with_capacity(count.min(4096));
     let mut msg = vec![0u8; size];
     let mut back = vec![0u8; size];
     for i in 0..warmup + count {

@@ -22,7 +22,7 @@ pub mod transfer;
 pub use pattern::{hex, pattern_bytes, pattern_sha256, Pattern};
 pub use server::{
     EchoServer, MuxServer, SinkRecord, SinkServer, SourceRequest, SourceServer, MAX_CONNECTIONS,
-    MODE_ECHO, MODE_SINK, MODE_SOURCE, SERVER_IDLE_TIMEOUT,
+    MODE_ECHO, MODE_SINK, MODE_SOURCE, MODE_TAGGED_SINK, SERVER_IDLE_TIMEOUT,
 };
 pub use transfer::{
     echo_rtt, receive_from_source, transfer_echo, transfer_to_sink, RttStats, TransferError,

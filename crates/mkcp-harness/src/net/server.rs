@@ -182,6 +182,10 @@ pub const MODE_ECHO: u8 = b'E';
 /// First byte of a [`MuxServer`] connection that selects the source; a
 /// [`SourceRequest`] follows it.
 pub const MODE_SOURCE: u8 = b'D';
+/// First byte of a [`MuxServer`] connection that selects the tagged sink: one tag byte
+/// follows, then the data, counted both in [`MuxServer::sunk`] and in
+/// [`MuxServer::sunk_tagged`] of that tag (per-stream counts of concurrent uploads).
+pub const MODE_TAGGED_SINK: u8 = b'T';
 
 /// What a [`MODE_SOURCE`] connection asks for: `len` bytes of
 /// [`Pattern::new(seed)`](Pattern::new), or an endless stream if `len` is
@@ -244,7 +248,8 @@ fn source(s: &mut TcpStream, req: SourceRequest, buf: &mut [u8], sent: &AtomicU6
 
 /// TCP echo, sink and source on one port: the first byte of each connection picks the
 /// service ([`MODE_ECHO`] echoes what follows, [`MODE_SOURCE`] sends the seeded stream
-/// of the [`SourceRequest`] that follows, anything else, such as [`MODE_SINK`], discards
+/// of the [`SourceRequest`] that follows, [`MODE_TAGGED_SINK`] and a tag byte discard and
+/// count what follows under that tag, anything else, such as [`MODE_SINK`], discards
 /// and counts it). One target thus serves uploads, downloads and a ping-pong without
 /// restarting what sits in front of it. Stops on drop.
 #[derive(Debug)]
@@ -252,6 +257,25 @@ pub struct MuxServer {
     bg: Background,
     sunk: Arc<AtomicU64>,
     sourced: Arc<AtomicU64>,
+    tagged: Arc<[AtomicU64; 256]>,
+}
+
+/// Reads and discards `s` until EOF or an error, adding what arrives to `counter` (and
+/// to `tagged`, if any).
+fn sink(s: &mut TcpStream, buf: &mut [u8], counter: &AtomicU64, tagged: Option<&AtomicU64>) {
+    loop {
+        match s.read(buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                counter.fetch_add(n as u64, Ordering::Relaxed);
+                if let Some(t) = tagged {
+                    t.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
 }
 
 impl MuxServer {
@@ -259,7 +283,8 @@ impl MuxServer {
     pub fn start() -> io::Result<Self> {
         let sunk = Arc::new(AtomicU64::new(0));
         let sourced = Arc::new(AtomicU64::new(0));
-        let (counter, sent) = (sunk.clone(), sourced.clone());
+        let tagged: Arc<[AtomicU64; 256]> = Arc::new(std::array::from_fn(|_| AtomicU64::new(0)));
+        let (counter, sent, tags) = (sunk.clone(), sourced.clone(), tagged.clone());
         let handler: Handler = Arc::new(move |mut s: TcpStream| {
             let mut buf = vec![0u8; 256 * 1024];
             let mut mode = [0u8; 1];
@@ -282,21 +307,20 @@ impl MuxServer {
                 }
                 return;
             }
-            loop {
-                match s.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        counter.fetch_add(n as u64, Ordering::Relaxed);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => break,
+            if mode[0] == MODE_TAGGED_SINK {
+                let mut tag = [0u8; 1];
+                if s.read_exact(&mut tag).is_ok() {
+                    sink(&mut s, &mut buf, &counter, Some(&tags[usize::from(tag[0])]));
                 }
+                return;
             }
+            sink(&mut s, &mut buf, &counter, None);
         });
         Ok(MuxServer {
             bg: Background::start("mux", handler)?,
             sunk,
             sourced,
+            tagged,
         })
     }
 
@@ -314,6 +338,12 @@ impl MuxServer {
     /// by the kernel, not necessarily read by the peer).
     pub fn sourced(&self) -> u64 {
         self.sourced.load(Ordering::Relaxed)
+    }
+
+    /// Bytes received by [`MODE_TAGGED_SINK`] connections of `tag` so far (all of them
+    /// together, since the server started).
+    pub fn sunk_tagged(&self, tag: u8) -> u64 {
+        self.tagged[usize::from(tag)].load(Ordering::Relaxed)
     }
 }
 
@@ -505,6 +535,30 @@ mod tests {
         let mut v = vec![0u8; n];
         s.read_exact(&mut v).unwrap();
         v
+    }
+
+    #[test]
+    fn mux_tagged_sink_counts_per_tag() {
+        let m = MuxServer::start().unwrap();
+        let mut a = TcpStream::connect(m.addr()).unwrap();
+        a.write_all(&[MODE_TAGGED_SINK, 3]).unwrap();
+        a.write_all(&[7u8; 1000]).unwrap();
+        let mut b = TcpStream::connect(m.addr()).unwrap();
+        b.write_all(&[MODE_TAGGED_SINK, 200]).unwrap();
+        b.write_all(&[7u8; 500]).unwrap();
+        let mut c = TcpStream::connect(m.addr()).unwrap();
+        c.write_all(&[MODE_SINK]).unwrap();
+        c.write_all(&[7u8; 20]).unwrap();
+        drop((a, b, c));
+        // The server counts after its read returns: wait (bounded) for the totals.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while m.sunk() < 1520 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(m.sunk(), 1520);
+        assert_eq!(m.sunk_tagged(3), 1000);
+        assert_eq!(m.sunk_tagged(200), 500);
+        assert_eq!(m.sunk_tagged(0), 0);
     }
 
     #[test]
