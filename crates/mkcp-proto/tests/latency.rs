@@ -58,6 +58,8 @@ struct Echoes {
     wire: u64,
     /// Redundant copies the client sent.
     redundant: u64,
+    /// The client connection's counters at the end.
+    client_stats: mkcp_proto::ConnectionStats,
 }
 
 /// `n` 64-byte echoes on an otherwise idle connection, one every `gap`.
@@ -94,11 +96,13 @@ fn echoes(kcp: Config, link: LinkConfig, n: usize, gap: Duration) -> Echoes {
             .unwrap()
             .stats()
             .redundant_segments;
+    let client_stats = c.ep.connection(c.app.id.unwrap()).unwrap().stats();
     rtts.sort();
     Echoes {
         rtts,
         wire,
         redundant,
+        client_stats,
     }
 }
 
@@ -193,6 +197,23 @@ fn thin_stream_echo_p99_is_within_target_of_path_rtt() {
             line(&format!("5 % seed {seed}"), &e.rtts, 200)
         );
     }
+}
+
+/// A thin stream on a path longer than the initial RTO (150 ms before the first
+/// sample, 200 ms round trip): every first transmission times out, so every ack is for
+/// a retransmitted segment. The echoed timestamp still gives RTT samples; without them
+/// the RTO stayed at its initial value and every message was resent by timeout
+/// (found when acks of earlier copies stopped counting for loss detection).
+#[test]
+fn a_thin_stream_learns_a_round_trip_longer_than_the_initial_rto() {
+    let e = echoes(copies(true), wan100(51), 100, ms(100));
+    let st = &e.client_stats;
+    assert!(
+        (150..=300).contains(&st.srtt_ms),
+        "srtt {} ms on a 200 ms path",
+        st.srtt_ms
+    );
+    assert!(st.timeouts <= 10, "{} timeouts in 100 echoes", st.timeouts);
 }
 
 /// The redundancy is bounded: a thin stream spends at most twice the wire bytes it

@@ -106,6 +106,11 @@ impl RateControl {
         self.max_rate = max_rate.filter(|r| *r > 0);
     }
 
+    /// How long the peer may hold an acknowledgement (µs).
+    pub fn ack_delay_us(&self) -> u64 {
+        self.ack_delay_us
+    }
+
     /// Sets how long the peer may hold an acknowledgement (µs); see [`Self::round_trip_us`].
     pub fn set_ack_delay_us(&mut self, us: u64) {
         self.ack_delay_us = us;

@@ -151,6 +151,7 @@ impl Connection {
         // them all and leave no sample (interop finding: RTO stuck at its floor on the
         // few surviving short samples, spurious timeouts, a starved bandwidth estimate).
         let mut newest_sent: Option<u64> = None;
+        let mut acked_any = false;
         let mut rtt_us: Option<u64> = None;
         let mut spurious = false;
         // See `apply_cumulative`: the proving ack gives no rate sample.
@@ -179,6 +180,7 @@ impl Connection {
             self.cc.delivered += u64::from(info.len);
             self.cc.delivered_us = t;
             self.stats.bytes_acked += u64::from(info.len);
+            acked_any = true;
             if !earlier_copy {
                 newest_sent = Some(newest_sent.map_or(info.sent_us, |n| n.max(info.sent_us)));
             }
@@ -201,7 +203,7 @@ impl Connection {
         if let Some(r) = rtt_us {
             self.rtt.update((r / 1000) as u32, now_ms);
             self.cc.rate.on_rtt(t, r);
-        } else if newest_sent.is_some() && a.timestamp != 0 {
+        } else if acked_any && a.timestamp != 0 {
             // Only retransmitted segments were acked (Karn: their own send times are
             // ambiguous). The echoed timestamp belongs to the transmission that arrived,
             // so it still measures the path. Without this, a path whose RTT exceeds the

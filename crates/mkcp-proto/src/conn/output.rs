@@ -14,6 +14,9 @@ use crate::wire::segment::{
 /// segment with 16 bytes of payload.
 const UNPROVEN_ACK_RESERVE: usize = DATA_HEADER_LEN + 16;
 
+/// Shortest gap in acknowledgements taken for silence (µs); see `ack_silence`.
+const ACK_SILENCE_MIN_US: u64 = 10_000;
+
 /// Byte budget an unproven peer must have given before our hello goes to it.
 const HELLO_MIN_BUDGET: u64 = 4096;
 
@@ -165,6 +168,7 @@ impl Connection {
     fn write_data(&mut self, t: u64, buf: &mut [u8], mut w: usize, with_ack: bool) -> usize {
         let now_ms = Self::ms(t);
         let rate = self.cc.rate.pacing_rate();
+        let silent = self.ack_silence(t);
         while self.can_send_data() {
             if self.cc.pacer.next_send(t, rate, self.p.mtu) > t {
                 break;
@@ -175,6 +179,11 @@ impl Connection {
             let Some(seg) = self.send.get(number) else {
                 break;
             };
+            if silent && seg.transmit == 0 {
+                // The peer has gone quiet: no new data until it answers (what is
+                // lost is still resent, a timeout's probe still goes).
+                break;
+            }
             if buf.len() - w < DATA_HEADER_LEN + seg.payload.len() {
                 // An unproven peer's byte budget is small: send what fits, so that its
                 // acknowledgement can prove it (a 1-byte request earns a 1-byte reply).
@@ -247,6 +256,27 @@ impl Connection {
             self.cc.lost_in_round = 0;
         }
         w
+    }
+
+    /// Acknowledgements stopped: more than a thin stream's data is in flight, nothing
+    /// was acknowledged for longer than the usual gap (a quarter of the smoothed RTT,
+    /// at least 10 ms, plus the peer's ack delay), and the oldest segment in flight has been out for more than
+    /// a round trip and that gap. A peer that vanished (a phone that lost its network)
+    /// then costs what was in flight plus that gap's worth, not the whole in-flight
+    /// allowance of two bandwidth-delay products before the first timeout. An
+    /// application-limited stream is not held back: its oldest segment is young.
+    fn ack_silence(&mut self, t: u64) -> bool {
+        let srtt = u64::from(self.rtt.srtt()) * 1000;
+        // A thin stream's single segment in flight may well wait a round trip for a
+        // reply that carries its ack; it is not what floods a vanished peer.
+        if srtt == 0 || self.send.in_flight() <= super::thin::THIN_SEGMENTS {
+            return false;
+        }
+        let gap = (srtt / 4).max(ACK_SILENCE_MIN_US) + self.cc.rate.ack_delay_us();
+        let Some(oldest) = self.send.oldest_sent_us() else {
+            return false;
+        };
+        t > self.times.progress_us + gap && t > oldest + srtt + gap
     }
 
     /// The window end for our next Ack: the real one for an mkcp peer, the shaper's

@@ -389,6 +389,12 @@ impl SendBuffer {
         n
     }
 
+    /// When the oldest outstanding transmission was sent (µs).
+    pub fn oldest_sent_us(&mut self) -> Option<u64> {
+        let (_, i) = self.order_front()?;
+        Some(self.segs[i].sent_us)
+    }
+
     /// When the oldest outstanding transmission times out, given the RTO (µs) for
     /// a segment with a transmit count.
     pub fn rto_deadline(&mut self, rto_us: impl Fn(u32) -> u64) -> Option<u64> {
