@@ -79,7 +79,9 @@ fn a_spoofed_ping_gets_back_at_most_what_it_sent_and_no_target_connection() {
         back += n as u64;
     }
     eprintln!("spoofed Ping: {sent} B sent, {back} B came back");
-    assert!(back <= sent, "{back} bytes came back for {sent} sent");
+    // At most three times what it sent (mkcp_proto::AMPLIFICATION_FACTOR, QUIC's
+    // bound); before the budget, 580 KB.
+    assert!(back <= 3 * sent, "{back} bytes came back for {sent} sent");
     assert_eq!(
         accepts.load(Ordering::SeqCst),
         0,

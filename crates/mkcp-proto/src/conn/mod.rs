@@ -89,6 +89,12 @@ const MAX_HELLOS: u8 = 64;
 /// stop (a spoofed opener gets no more; a live peer answers within a round trip).
 pub const MAX_UNANSWERED_PINGS: u8 = 2;
 
+/// An unproven peer gets at most this many times the wire bytes it sent us (QUIC's
+/// bound before address validation, RFC 9000 §8.1). With 1x, a lost first reply to a
+/// V2Ray client could not be resent: our acks and keep-alives had spent the budget
+/// its request gave, and its Pings (one every 5 s) give back only what ours cost.
+pub const AMPLIFICATION_FACTOR: u64 = 3;
+
 /// Largest peer receive window we believe (segments). Larger advertisements are
 /// treated as implausible.
 const MAX_PEER_WINDOW: u32 = 1 << 16;
@@ -285,12 +291,13 @@ impl Connection {
     }
 
     /// Wire bytes this connection may still send before its peer proves it receives
-    /// us (what it sent us minus what we sent it); `None`: no limit (dialed, proven,
+    /// us ([`AMPLIFICATION_FACTOR`] times what it sent us, minus what we sent it); `None`: no limit (dialed, proven,
     /// or [`crate::Tuning::v2ray_compat`], which reproduces V2Ray: it has no such limit).
     pub fn send_budget(&self) -> Option<u64> {
         (self.guard.accepted && self.v2ray.is_none() && !self.peer_proven()).then(|| {
             self.stats
                 .wire_bytes_received
+                .saturating_mul(AMPLIFICATION_FACTOR)
                 .saturating_sub(self.stats.wire_bytes_sent)
         })
     }

@@ -389,7 +389,7 @@ impl Endpoint {
                 self.ready.pop_front();
                 continue;
             };
-            // Anti-amplification: an unproven peer gets at most what it sent us.
+            // Anti-amplification: an unproven peer gets at most AMPLIFICATION_FACTOR times what it sent us.
             let limit = match e.conn.send_budget() {
                 None => end,
                 Some(b) => {
