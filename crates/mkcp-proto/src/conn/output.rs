@@ -234,13 +234,15 @@ impl Connection {
         }
         // Out of data with room in the window, and the application is not waiting
         // for buffer space (a full write buffer limits us, not the application).
+        // An unproven peer's byte budget limits us too: such samples measure the
+        // budget (and would end startup early), not the path.
         let queued = self.send.next_number() != self.send.unsent();
         let in_flight = self.send.in_flight_bytes() as u64;
-        if !queued
+        let app_limited = !queued
             && !self.close.write_blocked
             && !self.send.has_lost()
-            && in_flight < self.cwnd_bytes()
-        {
+            && in_flight < self.cwnd_bytes();
+        if app_limited || self.send_budget().is_some() {
             self.cc.rate.mark_app_limited(self.cc.delivered, in_flight);
         }
         // The loss-rate round: V2Ray's loss window (`congestion: true`) takes its
