@@ -13,6 +13,8 @@
 //! * [`KcpStream`]: one reliable byte stream; [`KcpStream::connect`] dials from its own
 //!   socket, as V2Ray's dialer does.
 //! * [`KcpEndpoint`]: many streams over one UDP socket (dial and/or accept).
+//! * [`ListenerOptions`]: a listener on several sockets sharing its port
+//!   (`SO_REUSEPORT`), one driver task each, to use more than one core.
 //!
 //! Settings are V2Ray's `kcpSettings` ([`Config`], importable from V2Ray JSON with
 //! [`Config::from_kcp_settings_json`]); both ends must use the same header, seed and MTU.
@@ -71,7 +73,7 @@ mod udp;
 
 pub use endpoint::KcpEndpoint;
 pub use error::Error;
-pub use listener::KcpListener;
+pub use listener::{KcpListener, ListenerOptions, ListenerProbe};
 pub use shared::CLOSE_TIMEOUT;
 pub use stream::{KcpStream, OwnedReadHalf, OwnedWriteHalf, ReuniteError, StatsProbe};
 
