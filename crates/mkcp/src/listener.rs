@@ -158,10 +158,15 @@ impl KcpListener {
     /// stays on its shard; [`KcpListener::accept`] merges the shards' new sessions and
     /// [`KcpListener::stats`] sums their counters.
     ///
-    /// The session limits of `options.endpoint` are for the whole listener: each of N
-    /// shards gets `ceil(limit / N)` of them, so the listener holds at most N - 1 more
-    /// sessions than the limit, and a shard that the hash gives more peers than its
-    /// share refuses (or evicts) a little before the listener as a whole is full.
+    /// Limits with N shards: the table (`max_sessions`) is divided, each shard holding
+    /// `ceil(max_sessions / N)`, so the listener holds at most N - 1 sessions more than
+    /// the limit, and a shard that the hash gives more than its share of peers refuses
+    /// (or evicts) a little before the listener as a whole is full. The per-address
+    /// limit (`max_sessions_per_ip`) holds on each shard (capped by the shard's table):
+    /// an address whose sessions come from many ports (V2Ray's and mkcp's dialers use
+    /// one port per session) spreads over the shards and may hold up to N times it, but
+    /// an address multiplexing its sessions over one port (a [`KcpEndpoint`] client)
+    /// has them all on one shard and still gets the whole limit.
     ///
     /// Where the port cannot be shared (not Linux, or the kernel refuses
     /// `SO_REUSEPORT`) the listener warns and uses one socket. An address already held by
@@ -476,13 +481,14 @@ impl ListenerProbe {
     }
 }
 
-/// One shard's settings: `ceil(limit / shards)` of each session limit.
+/// One shard's settings: `ceil(max_sessions / shards)` of the table, and the whole
+/// per-address limit (at most the shard's table), see [`KcpListener::bind_with_options`].
 fn shard_config(config: &EndpointConfig, shards: usize) -> EndpointConfig {
     let shards = shards.max(1);
     let mut shard = config.clone();
     shard.accept_incoming = true;
     shard.max_sessions = config.max_sessions.div_ceil(shards).max(1);
-    shard.max_sessions_per_ip = config.max_sessions_per_ip.div_ceil(shards).max(1);
+    shard.max_sessions_per_ip = config.max_sessions_per_ip.min(shard.max_sessions);
     shard
 }
 
@@ -507,18 +513,25 @@ fn add_stats(total: &mut EndpointStats, s: &EndpointStats) {
 mod tests {
     use super::*;
 
-    /// Each shard gets its share of the limits, rounded up, and never zero.
+    /// Each shard gets its share of the table, rounded up and never zero, and the whole
+    /// per-address limit as long as its table holds it.
     #[test]
-    fn limits_are_divided_between_shards() {
+    fn the_table_is_divided_between_shards() {
         let mut config = EndpointConfig::server(Config::default());
         config.max_sessions = 16384;
-        config.max_sessions_per_ip = 3;
+        config.max_sessions_per_ip = 1024;
         let one = shard_config(&config, 1);
-        assert_eq!((one.max_sessions, one.max_sessions_per_ip), (16384, 3));
+        assert_eq!((one.max_sessions, one.max_sessions_per_ip), (16384, 1024));
         let four = shard_config(&config, 4);
-        assert_eq!((four.max_sessions, four.max_sessions_per_ip), (4096, 1));
-        let many = shard_config(&config, 5);
-        assert_eq!((many.max_sessions, many.max_sessions_per_ip), (3277, 1));
+        assert_eq!((four.max_sessions, four.max_sessions_per_ip), (4096, 1024));
+        let five = shard_config(&config, 5);
+        assert_eq!((five.max_sessions, five.max_sessions_per_ip), (3277, 1024));
+        let many = shard_config(&config, 64);
+        assert_eq!((many.max_sessions, many.max_sessions_per_ip), (256, 256));
+        config.max_sessions = 3;
+        let tiny = shard_config(&config, 8);
+        assert_eq!((tiny.max_sessions, tiny.max_sessions_per_ip), (1, 1));
+        assert!(shard_config(&config, 0).accept_incoming);
     }
 
     /// Each counter is added into its own field: distinct values added to zero come
