@@ -109,3 +109,15 @@ fn shards_must_be_at_least_one() {
     assert_eq!(status.code(), Some(2), "a usage error: {stderr}");
     assert!(stderr.contains("--shards"), "names the flag: {stderr}");
 }
+
+#[test]
+fn shards_flag_is_in_help_and_readme() {
+    let (status, help, _) = common::run(&["server", "--help"], Duration::from_secs(10));
+    assert!(status.success());
+    assert!(help.contains("--shards"), "--shards not in server --help");
+    let readme = include_str!("../../../README.md");
+    assert!(
+        readme.contains("| `--shards N`"),
+        "--shards missing from README's flag tables"
+    );
+}
