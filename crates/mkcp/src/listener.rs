@@ -247,8 +247,14 @@ impl KcpListener {
             let first = self.next.fetch_add(1, Ordering::Relaxed) % n;
             let mut stopped = None;
             for i in 0..n {
-                match self.shards[(first + i) % n].poll_accept(cx) {
-                    Poll::Ready(Ok(accepted)) => return Poll::Ready(Ok(accepted)),
+                let shard = (first + i) % n;
+                match self.shards[shard].poll_accept(cx) {
+                    Poll::Ready(Ok(accepted)) => {
+                        if n > 1 {
+                            tracing::debug!(peer = %accepted.1, shard, "session accepted");
+                        }
+                        return Poll::Ready(Ok(accepted));
+                    }
                     // A shard that stopped (closed, or its task ended): the listener
                     // no longer serves its peers, so it has stopped as a whole.
                     Poll::Ready(Err(e)) => stopped = Some(e),
@@ -425,7 +431,8 @@ impl Drop for KcpListener {
 
 /// Reads a [`KcpListener`]'s counters without keeping it open: every method sums (or
 /// merges) over the shards. Cheap to clone. Once the listener has stopped, the counters
-/// stay at their last values.
+/// stay at their last values (the probe keeps the shards' state in memory, not their
+/// sockets).
 #[derive(Debug, Clone)]
 pub struct ListenerProbe {
     shards: Vec<Arc<Shared>>,
