@@ -69,6 +69,8 @@ impl ListenerOptions {
 }
 
 /// An mKCP server socket: accepts sessions that peers (mkcp or V2Ray clients) start.
+/// [`KcpListener::bind_with_options`] makes it several sockets sharing the port, one
+/// driver task each, to use more than one core.
 ///
 /// mKCP has no handshake: a session exists as soon as its first datagram arrives
 /// (V2Ray's listener behaves the same, PROTOCOL.md §3.13). Unaccepted sessions wait in a
