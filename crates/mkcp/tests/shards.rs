@@ -234,3 +234,51 @@ async fn one_shard_is_one_socket() {
         listener.close().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_datagrams_are_reported_over_every_shard() {
+    const SOURCES: usize = 16;
+    const EACH: u64 = 3;
+    let listener = KcpListener::bind_with_options("127.0.0.1:0", sharded(SHARDS))
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    // Datagrams that fail authentication (random bytes under the legacy envelope), each
+    // source its own socket, so the kernel's hash spreads them over the shards.
+    let mut sources = HashSet::new();
+    for s in 0..SOURCES {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind source");
+        sources.insert(sock.local_addr().expect("addr"));
+        for d in 0..EACH {
+            sock.send_to(&payload(s as u64 * 10 + d, 120), addr)
+                .expect("send");
+        }
+    }
+    let want = SOURCES as u64 * EACH;
+    timeout(BOUND, async {
+        while listener.stats().dropped_invalid < want {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("every datagram is seen");
+    let per_shard: Vec<u64> = listener
+        .shard_stats()
+        .iter()
+        .map(|s| s.dropped_invalid)
+        .collect();
+    assert_eq!(per_shard.iter().sum::<u64>(), want, "{per_shard:?}");
+    assert!(
+        per_shard.iter().filter(|&&n| n > 0).count() > 1,
+        "spread over the shards: {per_shard:?}"
+    );
+    // Merged over the shards: every source once, with its count, busiest first.
+    let reported = listener.take_invalid_sources();
+    assert_eq!(reported.len(), SOURCES);
+    assert!(reported.iter().all(|&(_, n)| n == EACH), "{reported:?}");
+    let reported: HashSet<SocketAddr> = reported.into_iter().map(|(a, _)| a).collect();
+    assert_eq!(reported, sources);
+    assert!(listener.take_invalid_sources().is_empty(), "taken once");
+    assert_eq!(listener.stats().sessions_created, 0);
+    listener.close().await;
+}
