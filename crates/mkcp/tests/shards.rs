@@ -282,3 +282,45 @@ async fn invalid_datagrams_are_reported_over_every_shard() {
     assert_eq!(listener.stats().sessions_created, 0);
     listener.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_table_is_divided_between_shards() {
+    const TABLE: usize = 8;
+    const SHARDS_HERE: usize = 2;
+    const PEERS: usize = 32;
+    let mut options = sharded(SHARDS_HERE);
+    options.endpoint.max_sessions = TABLE;
+    let listener = KcpListener::bind_with_options("127.0.0.1:0", options)
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    // Four times as many peers as the table holds, each from its own socket.
+    let mut clients = Vec::new();
+    for _ in 0..PEERS {
+        let mut c = KcpStream::connect(addr, Config::default())
+            .await
+            .expect("connect");
+        c.write_all(b"x").await.expect("write");
+        clients.push(c);
+    }
+    // Wait until every peer has been either given a session or turned away.
+    timeout(BOUND, async {
+        loop {
+            let s = listener.stats();
+            if s.sessions_created + s.sessions_refused >= PEERS as u64 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("every peer is seen");
+    let per_shard = listener.shard_live_sessions();
+    assert!(
+        per_shard.iter().all(|&n| n <= TABLE / SHARDS_HERE),
+        "each shard holds at most its share: {per_shard:?}"
+    );
+    assert!(listener.live_sessions() <= TABLE);
+    drop(clients);
+    listener.abort();
+}
