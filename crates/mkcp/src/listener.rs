@@ -61,10 +61,15 @@ impl ListenerOptions {
         }
     }
 
-    /// The default number of shards: the cores available to this process
-    /// ([`std::thread::available_parallelism`]), 1 if that is unknown.
+    /// The default number of shards: on Linux the cores available to this process
+    /// ([`std::thread::available_parallelism`], 1 if that is unknown); elsewhere 1, since
+    /// only Linux balances a shared port between sockets.
     pub fn default_shards() -> usize {
-        std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
+        if cfg!(any(target_os = "linux", target_os = "android")) {
+            std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
+        } else {
+            1
+        }
     }
 }
 
