@@ -128,7 +128,7 @@ def run(mkcp, shards, streams, mib):
     host, port = client.wait_line(r"listening on tcp (\S+?),").group(1).rsplit(":", 1)
     entry = (host, int(port))
     per_stream = mib * CHUNK
-    cpu0 = cpu_seconds(server.p.pid) + cpu_seconds(client.p.pid)
+    server0, client0 = cpu_seconds(server.p.pid), cpu_seconds(client.p.pid)
     t0 = time.monotonic()
     errors = []
     senders = [threading.Thread(target=send, args=(entry, per_stream, errors))
@@ -139,7 +139,8 @@ def run(mkcp, shards, streams, mib):
         if not sink.done.acquire(timeout=600):
             sys.exit("a stream did not finish within 600 s")
     t1 = time.monotonic()
-    cpu1 = cpu_seconds(server.p.pid) + cpu_seconds(client.p.pid)
+    server_cpu = cpu_seconds(server.p.pid) - server0
+    client_cpu = cpu_seconds(client.p.pid) - client0
     for t in senders:
         t.join(60)
     client.stop()
@@ -158,8 +159,10 @@ def run(mkcp, shards, streams, mib):
     return {
         "shards": shards,
         "mib_s": moved / CHUNK / secs,
-        "cpu_s_per_gib": (cpu1 - cpu0) / (moved / (1 << 30)),
-        "cpu_s": cpu1 - cpu0,
+        "cpu_s_per_gib": (server_cpu + client_cpu) / (moved / (1 << 30)),
+        "cpu_s": server_cpu + client_cpu,
+        # Server CPU over the interval, in cores (above 1: more than one core at once).
+        "server_cores": server_cpu / secs,
         "secs": secs,
         "spread": [spread.get(i, 0) for i in range(shards)] if shards > 1 else [streams],
     }
@@ -173,13 +176,15 @@ def main():
     ap.add_argument("--mib", type=int, default=64, help="MiB per stream")
     ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
-    print("| shards | run | streams x MiB | MiB/s | CPU s (client+server) | CPU s per GiB | sessions per shard |")
-    print("|---:|---:|---|---:|---:|---:|---|")
+    print("| shards | run | streams x MiB | MiB/s | CPU s (client+server) | CPU s per GiB "
+          "| server cores busy | sessions per shard |")
+    print("|---:|---:|---|---:|---:|---:|---:|---|")
     for r in range(args.repeat):
         for k in [int(s) for s in args.shards.split(",")]:
             res = run(args.mkcp, k, args.streams, args.mib)
             print(f"| {k} | {r + 1} | {args.streams} x {args.mib} | {res['mib_s']:.0f} | "
-                  f"{res['cpu_s']:.1f} | {res['cpu_s_per_gib']:.2f} | {res['spread']} |",
+                  f"{res['cpu_s']:.1f} | {res['cpu_s_per_gib']:.2f} | "
+                  f"{res['server_cores']:.2f} | {res['spread']} |",
                   flush=True)
 
 
