@@ -28,3 +28,6 @@ echo "== cargo clippy =="
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 echo "== cargo test =="
 cargo test --workspace --all-features
+# The crates as crates.io would receive them (manifests and file lists; about a second).
+echo "== cargo package (manifests) =="
+bash scripts/package.sh --quick

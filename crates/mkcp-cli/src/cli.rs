@@ -90,6 +90,12 @@ pub struct ServerArgs {
     /// spoofed opener then costs a target connection (what goes back stays limited).
     #[arg(long)]
     pub connect_on_open: bool,
+    /// UDP sockets sharing the listening port (SO_REUSEPORT, Linux), each served by its
+    /// own task so that sessions use every core; the kernel keeps each client address
+    /// on one socket. 1 = one socket. Default: the number of available cores (1 on other
+    /// systems than Linux).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub shards: Option<u16>,
     #[command(flatten)]
     pub kcp: KcpArgs,
     #[command(flatten)]

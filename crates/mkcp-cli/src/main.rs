@@ -40,6 +40,7 @@ fn main() -> ExitCode {
     };
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads(&cli.command))
         .enable_all()
         .build()
     {
@@ -53,6 +54,17 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<ForcedExit>().is_some() => ExitCode::from(130),
         Err(e) => fail(&e),
+    }
+}
+
+/// Worker threads of the runtime: one per available core (tokio's default), and at
+/// least one per shard of `mkcp server --shards N`, so that every shard's socket task
+/// can run at the same time as the others.
+fn worker_threads(command: &Command) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    match command {
+        Command::Server(args) => cores.max(args.shards.map_or(0, usize::from)),
+        _ => cores,
     }
 }
 
@@ -343,6 +355,7 @@ async fn prepare_server(args: ServerArgs) -> Result<Prepared> {
         metrics: metrics_addr(&args.run).await?,
         options: tunnel::Options {
             connect_on_open: args.connect_on_open,
+            shards: args.shards.map(usize::from),
             ..options(&args.run)
         },
         stats: args.run.stats,

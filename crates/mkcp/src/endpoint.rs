@@ -108,7 +108,11 @@ impl KcpEndpoint {
         }))
     }
 
-    fn from_socket(sock: tokio::net::UdpSocket, config: EndpointConfig) -> io::Result<Self> {
+    /// An endpoint on a bound socket, its driver task started.
+    pub(crate) fn from_socket(
+        sock: tokio::net::UdpSocket,
+        config: EndpointConfig,
+    ) -> io::Result<Self> {
         let acceptor = config.accept_incoming;
         let endpoint = Endpoint::new(config, StdRng::from_entropy());
         let shared = driver::start(sock, endpoint, acceptor)?;
@@ -179,22 +183,28 @@ impl KcpEndpoint {
         if !self.acceptor {
             return Err(io_err(Error::NotListening));
         }
-        poll_fn(|cx| {
-            let mut inner = self.shared.lock();
-            if let Some(id) = inner.poll_accept(cx.waker()) {
-                let peer = inner
-                    .endpoint
-                    .peer(id)
-                    .unwrap_or_else(|| socket::unspecified_for(self.shared.local_addr));
-                let stream = KcpStream::new(&self.shared, &mut inner, id, peer);
-                return Poll::Ready(Ok((stream, peer)));
-            }
-            if inner.is_closing() {
-                return Poll::Ready(Err(io_err(Error::EndpointClosed)));
-            }
-            Poll::Pending
-        })
-        .await
+        poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// Takes a session waiting to be accepted, or registers `cx`'s waker for the next
+    /// one (acceptor endpoints only; the caller checks).
+    pub(crate) fn poll_accept(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<io::Result<(KcpStream, SocketAddr)>> {
+        let mut inner = self.shared.lock();
+        if let Some(id) = inner.poll_accept(cx.waker()) {
+            let peer = inner
+                .endpoint
+                .peer(id)
+                .unwrap_or_else(|| socket::unspecified_for(self.shared.local_addr));
+            let stream = KcpStream::new(&self.shared, &mut inner, id, peer);
+            return Poll::Ready(Ok((stream, peer)));
+        }
+        if inner.is_closing() {
+            return Poll::Ready(Err(io_err(Error::EndpointClosed)));
+        }
+        Poll::Pending
     }
 
     /// The local address of the UDP socket.
@@ -276,9 +286,14 @@ impl KcpEndpoint {
     /// # drop(again); Ok(()) }
     /// ```
     pub async fn close(&self) {
+        self.begin_close();
+        self.shared.wait_done().await;
+    }
+
+    /// Starts closing every session (what [`KcpEndpoint::close`] does before it waits).
+    pub(crate) fn begin_close(&self) {
         self.shared.lock().begin_close(now());
         self.shared.wake_driver();
-        self.shared.wait_done().await;
     }
 
     /// Stops the socket task at once without telling any peer (they time out) and

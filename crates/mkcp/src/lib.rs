@@ -15,6 +15,8 @@
 //! * [`KcpEndpoint`]: many streams over one UDP socket (dial and/or accept).
 //! * [`RateLimiter`]: a limit on bytes per second shared by any number of sockets (all
 //!   sessions of a process); the per-session cap is [`Tuning::max_send_rate`].
+//! * [`ListenerOptions`]: a listener on several sockets sharing its port
+//!   (`SO_REUSEPORT`), one driver task each, to use more than one core.
 //!
 //! Settings are V2Ray's `kcpSettings` ([`Config`], importable from V2Ray JSON with
 //! [`Config::from_kcp_settings_json`]); both ends must use the same header, seed and MTU.
@@ -75,7 +77,7 @@ mod udp;
 pub use endpoint::KcpEndpoint;
 pub use error::Error;
 pub use limit::{Accounting, RateLimiter};
-pub use listener::KcpListener;
+pub use listener::{KcpListener, ListenerOptions, ListenerProbe};
 pub use shared::CLOSE_TIMEOUT;
 pub use stream::{KcpStream, OwnedReadHalf, OwnedWriteHalf, ReuniteError, StatsProbe};
 

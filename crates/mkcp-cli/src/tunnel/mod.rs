@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _, Result};
-use mkcp_proto::{Config, EndpointStats};
+use mkcp_proto::{Config, EndpointConfig, EndpointStats};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -28,7 +28,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, info, warn};
 
 use crate::stats::{self, Registry};
-use crate::transport::{KcpListener, KcpStream, RateLimiter, StatsProbe};
+use crate::transport::{KcpListener, KcpStream, ListenerOptions, RateLimiter, StatsProbe};
 use pump::{Ended, Pump};
 
 /// How long a TCP connect to the target, or an mKCP dial, may take.
@@ -97,6 +97,9 @@ pub struct Options {
     pub connect_on_open: bool,
     /// `--max-rate-total`: the process-wide limit every mKCP socket of the tunnel shares.
     pub limiter: Option<RateLimiter>,
+    /// `mkcp server`: sockets sharing the listening port (`None`: one per available
+    /// core, see [`mkcp::ListenerOptions::default_shards`]).
+    pub shards: Option<usize>,
 }
 
 /// A running tunnel end (server or client).
@@ -172,14 +175,25 @@ pub async fn start_server(
     config: Config,
     options: Options,
 ) -> Result<Tunnel> {
-    let listener = KcpListener::bind(listen, config)
+    let mut listen_options = ListenerOptions::new(EndpointConfig::server(config));
+    if let Some(shards) = options.shards {
+        listen_options.shards = shards;
+    }
+    let listener = KcpListener::bind_with_options(listen, listen_options)
         .await
         .with_context(|| format!("cannot listen for mKCP on udp {listen}"))?;
     let local_addr = listener.local_addr().context("reading the bound address")?;
     listener.set_rate_limiter(options.limiter.clone());
+    if listener.shards() > 1 {
+        info!(
+            "{} UDP sockets share udp {local_addr} (SO_REUSEPORT), each served on its own task",
+            listener.shards()
+        );
+    }
     let registry = Registry::new();
-    let endpoint = listener.endpoint().clone();
-    registry.set_endpoint_source(Box::new(move || endpoint.stats()));
+    // Every shard's counters, summed; the probe does not keep the listener open.
+    let probe = listener.probe();
+    registry.set_endpoint_source(Box::new(move || probe.stats()));
     let (stop, stop_rx) = watch::channel(false);
     let reg = registry.clone();
     let task = tokio::spawn(async move {

@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""N streams at once through `mkcp client` -> `mkcp server --shards K` on 127.0.0.1.
+
+For each K given: starts a TCP sink, `mkcp server --shards K` in front of it and
+`mkcp client` in front of that, sends STREAMS uploads of MIB MiB at once into the client,
+and waits until the sink has received every byte of every stream (exact counts). Prints
+goodput (MiB/s of all streams together, first byte sent to last byte received), the CPU
+seconds of client and server (utime + stime from /proc, over the same interval) per GiB
+moved, and how the server's shards shared the sessions (its debug log).
+
+    python3 scripts/shards-bench.py --mkcp target/release/mkcp --shards 1,2 --streams 8 --mib 64
+"""
+
+import argparse
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+CHUNK = 1 << 20
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # Fields 14 and 15 (utime, stime) are at 11 and 12 after the command name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Sink:
+    """Counts the bytes of each accepted connection until end of stream."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.addr = self.sock.getsockname()
+        self.counts = []
+        self.done = threading.Semaphore(0)
+        self.lock = threading.Lock()
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            conn, _ = self.sock.accept()
+            threading.Thread(target=self.read, args=(conn,), daemon=True).start()
+
+    def read(self, conn):
+        buf = bytearray(CHUNK)
+        total = 0
+        while True:
+            n = conn.recv_into(buf)
+            if n == 0:
+                break
+            total += n
+        conn.close()
+        with self.lock:
+            self.counts.append(total)
+        self.done.release()
+
+
+class Proc:
+    """A running `mkcp` whose stderr is collected."""
+
+    def __init__(self, args, env=None):
+        self.p = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env)
+        self.lines = []
+        self.cv = threading.Condition()
+        threading.Thread(target=self.collect, daemon=True).start()
+
+    def collect(self):
+        for line in self.p.stderr:
+            with self.cv:
+                self.lines.append(line.rstrip("\n"))
+                self.cv.notify_all()
+
+    def wait_line(self, pattern, timeout=20):
+        deadline = time.monotonic() + timeout
+        with self.cv:
+            while True:
+                for line in self.lines:
+                    m = re.search(pattern, line)
+                    if m:
+                        return m
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    sys.exit(f"no line matching {pattern!r}:\n" + "\n".join(self.lines))
+                self.cv.wait(left)
+
+    def stop(self):
+        self.p.terminate()
+        try:
+            self.p.wait(10)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+
+
+def send(addr, total, errors):
+    try:
+        data = os.urandom(CHUNK)
+        with socket.create_connection(addr) as s:
+            left = total
+            while left > 0:
+                n = min(left, CHUNK)
+                s.sendall(data[:n])
+                left -= n
+            s.shutdown(socket.SHUT_WR)
+            # Wait for the tunnel to close its side (after the sink has read everything).
+            while s.recv(CHUNK):
+                pass
+    except OSError as e:
+        errors.append(e)
+
+
+def run(mkcp, shards, streams, mib):
+    sink = Sink()
+    env = dict(os.environ, RUST_LOG="info,mkcp::listener=debug")
+    server = Proc(
+        [mkcp, "server", "--listen", "127.0.0.1:0", "--target",
+         f"{sink.addr[0]}:{sink.addr[1]}", "--shards", str(shards)],
+        env=env,
+    )
+    udp = server.wait_line(r"listening on udp (\S+?),").group(1)
+    client = Proc([mkcp, "client", "--listen", "127.0.0.1:0", "--server", udp])
+    host, port = client.wait_line(r"listening on tcp (\S+?),").group(1).rsplit(":", 1)
+    entry = (host, int(port))
+    per_stream = mib * CHUNK
+    server0, client0 = cpu_seconds(server.p.pid), cpu_seconds(client.p.pid)
+    t0 = time.monotonic()
+    errors = []
+    senders = [threading.Thread(target=send, args=(entry, per_stream, errors))
+               for _ in range(streams)]
+    for t in senders:
+        t.start()
+    for _ in range(streams):
+        if not sink.done.acquire(timeout=600):
+            sys.exit("a stream did not finish within 600 s")
+    t1 = time.monotonic()
+    server_cpu = cpu_seconds(server.p.pid) - server0
+    client_cpu = cpu_seconds(client.p.pid) - client0
+    for t in senders:
+        t.join(60)
+    client.stop()
+    server.stop()
+    if errors:
+        sys.exit(f"sender errors: {errors}")
+    if sorted(sink.counts) != [per_stream] * streams:
+        sys.exit(f"byte counts differ: {sink.counts}")
+    spread = {}
+    for line in server.lines:
+        m = re.search(r"shard=(\d+)", line)
+        if m and "session accepted" in line:
+            spread[int(m.group(1))] = spread.get(int(m.group(1)), 0) + 1
+    moved = streams * per_stream
+    secs = t1 - t0
+    return {
+        "shards": shards,
+        "mib_s": moved / CHUNK / secs,
+        "cpu_s_per_gib": (server_cpu + client_cpu) / (moved / (1 << 30)),
+        "cpu_s": server_cpu + client_cpu,
+        # Server CPU over the interval, in cores (above 1: more than one core at once).
+        "server_cores": server_cpu / secs,
+        "secs": secs,
+        "spread": [spread.get(i, 0) for i in range(shards)] if shards > 1 else [streams],
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--mkcp", default="target/release/mkcp")
+    ap.add_argument("--shards", default="1,2")
+    ap.add_argument("--streams", type=int, default=8)
+    ap.add_argument("--mib", type=int, default=64, help="MiB per stream")
+    ap.add_argument("--repeat", type=int, default=1)
+    args = ap.parse_args()
+    print("| shards | run | streams x MiB | MiB/s | CPU s (client+server) | CPU s per GiB "
+          "| server cores busy | sessions per shard |")
+    print("|---:|---:|---|---:|---:|---:|---:|---|")
+    for r in range(args.repeat):
+        for k in [int(s) for s in args.shards.split(",")]:
+            res = run(args.mkcp, k, args.streams, args.mib)
+            print(f"| {k} | {r + 1} | {args.streams} x {args.mib} | {res['mib_s']:.0f} | "
+                  f"{res['cpu_s']:.1f} | {res['cpu_s_per_gib']:.2f} | "
+                  f"{res['server_cores']:.2f} | {res['spread']} |",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
