@@ -359,22 +359,7 @@ fn render_panels(
                 .chain(panel.reference.as_ref().map(|r| r.0))
                 .fold(0.0f64, f64::max);
             let ymax = if max > 0.0 { max * 1.25 } else { 1.0 };
-            let mut chart = ChartBuilder::on(area)
-                .caption(&panel.caption, ("sans-serif", 13))
-                .margin(6)
-                .x_label_area_size(8)
-                .y_label_area_size(44)
-                .build_cartesian_2d(0f64..slots as f64, 0f64..ymax)
-                .map_err(err)?;
-            chart
-                .configure_mesh()
-                .disable_x_mesh()
-                .disable_x_axis()
-                .light_line_style(TRANSPARENT)
-                .y_labels(6)
-                .y_label_style(("sans-serif", 11))
-                .draw()
-                .map_err(err)?;
+            let mut chart = bar_panel(area, &panel.caption, slots as f64, ymax)?;
             let label_style = ("sans-serif", 9)
                 .into_font()
                 .color(&BLACK)
@@ -544,25 +529,8 @@ pub fn render(metric: &Metric, summaries: &[Summary]) -> Result<String> {
                 .chain(reference)
                 .fold(0.0f64, f64::max);
             let ymax = if max > 0.0 { max * 1.2 } else { 1.0 };
-            let mut chart = ChartBuilder::on(area)
-                .caption(
-                    format!("{} / {}", scenario.describe(), variant),
-                    ("sans-serif", 13),
-                )
-                .margin(6)
-                .x_label_area_size(8)
-                .y_label_area_size(44)
-                .build_cartesian_2d(0f64..bars.len().max(1) as f64, 0f64..ymax)
-                .map_err(err)?;
-            chart
-                .configure_mesh()
-                .disable_x_mesh()
-                .disable_x_axis()
-                .light_line_style(TRANSPARENT)
-                .y_labels(6)
-                .y_label_style(("sans-serif", 11))
-                .draw()
-                .map_err(err)?;
+            let caption = format!("{} / {}", scenario.describe(), variant);
+            let mut chart = bar_panel(area, &caption, bars.len().max(1) as f64, ymax)?;
             let label_style = ("sans-serif", 10)
                 .into_font()
                 .color(&BLACK)
@@ -656,6 +624,39 @@ pub fn render(metric: &Metric, summaries: &[Summary]) -> Result<String> {
         root.present().map_err(err)?;
     }
     Ok(svg)
+}
+
+/// One panel of bars: `slots` bar positions on x (no axis), 0..`ymax` on y with its
+/// labels and light grid lines.
+fn bar_panel<'a, 'b>(
+    area: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    caption: &str,
+    slots: f64,
+    ymax: f64,
+) -> Result<
+    ChartContext<
+        'a,
+        SVGBackend<'b>,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 13))
+        .margin(6)
+        .x_label_area_size(8)
+        .y_label_area_size(44)
+        .build_cartesian_2d(0f64..slots, 0f64..ymax)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .disable_x_axis()
+        .light_line_style(TRANSPARENT)
+        .y_labels(6)
+        .y_label_style(("sans-serif", 11))
+        .draw()
+        .map_err(err)?;
+    Ok(chart)
 }
 
 fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {

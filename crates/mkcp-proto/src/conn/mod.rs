@@ -233,6 +233,7 @@ impl Connection {
                 sent_in_round: 0,
                 delivered: 0,
                 delivered_us: 0,
+                first_sent_us: 0,
                 reo_extra_us: 0,
                 reo_clean_rounds: 0,
             },

@@ -212,14 +212,18 @@ impl Connection {
                 // Nothing was in flight: the delivery clock restarts now, so idle
                 // time does not dilute the rate sample.
                 self.cc.delivered_us = t;
+                self.cc.first_sent_us = t;
             }
             self.send.on_sent(
                 number,
                 t,
                 now_ms,
                 self.rtt.rto(),
-                self.cc.delivered,
-                self.cc.delivered_us,
+                super::send::DeliveryClock {
+                    delivered: self.cc.delivered,
+                    delivered_us: self.cc.delivered_us,
+                    first_sent_us: self.cc.first_sent_us,
+                },
             );
             self.cc
                 .pacer

@@ -68,6 +68,10 @@ pub(super) struct Congestion {
     pub(super) delivered: u64,
     /// Time of the last change of `delivered`.
     pub(super) delivered_us: u64,
+    /// Send time of the newest segment acknowledged so far (BBR's `first_sent_time`):
+    /// a rate sample covers at least the send interval from there, so a burst of acks
+    /// (a receive batch, a relay's timer) cannot make a rate the sender never sent at.
+    pub(super) first_sent_us: u64,
     /// Added to the reordering window of time-based loss detection after
     /// retransmissions turned out spurious (RACK's adaptive reordering window).
     pub(super) reo_extra_us: u64,

@@ -41,6 +41,20 @@ pub struct SendSeg {
     pub delivered: u64,
     /// Time of that counter's last change (µs).
     pub delivered_us: u64,
+    /// Send time of the newest segment acknowledged when this one was sent (µs): its
+    /// delivery-rate sample spans at least the send interval from there.
+    pub first_sent_us: u64,
+}
+
+/// The connection's delivery clock at a transmission (BBR's rate-sample state).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryClock {
+    /// Payload bytes delivered so far.
+    pub delivered: u64,
+    /// Time of the last change of `delivered` (µs).
+    pub delivered_us: u64,
+    /// Send time of the newest segment acknowledged so far (µs).
+    pub first_sent_us: u64,
 }
 
 /// What an individual acknowledgement freed.
@@ -56,6 +70,8 @@ pub struct Acked {
     pub delivered: u64,
     /// Time of that counter (µs).
     pub delivered_us: u64,
+    /// Start of its send interval (see [`SendSeg::first_sent_us`]).
+    pub first_sent_us: u64,
 }
 
 /// A segment written by [`SendBuffer::flush_v2ray`].
@@ -310,6 +326,7 @@ impl SendBuffer {
                         sent_us: s.sent_us,
                         delivered: s.delivered,
                         delivered_us: s.delivered_us,
+                        first_sent_us: s.first_sent_us,
                     });
                 }
                 freed += u64::from(self.free(i));
@@ -343,6 +360,7 @@ impl SendBuffer {
             sent_us: seg.sent_us,
             delivered: seg.delivered,
             delivered_us: seg.delivered_us,
+            first_sent_us: seg.first_sent_us,
         };
         self.free(i);
         self.total_in_flight = self.total_in_flight.saturating_sub(1);
@@ -454,8 +472,7 @@ impl SendBuffer {
         now_us: u64,
         now_ms: u32,
         rto_ms: u32,
-        delivered: u64,
-        delivered_us: u64,
+        clock: DeliveryClock,
     ) {
         let Some(i) = self.idx(number) else { return };
         let seg = &mut self.segs[i];
@@ -474,8 +491,9 @@ impl SendBuffer {
         seg.sent_us = now_us;
         seg.timestamp = now_ms;
         seg.timeout = now_ms.wrapping_add(rto_ms);
-        seg.delivered = delivered;
-        seg.delivered_us = delivered_us;
+        seg.delivered = clock.delivered;
+        seg.delivered_us = clock.delivered_us;
+        seg.first_sent_us = clock.first_sent_us;
         self.in_flight += 1;
         self.in_flight_bytes += seg.len as usize;
         self.order.push_back((number, seg.transmit));
@@ -600,7 +618,7 @@ mod tests {
         let mut s = SendBuffer::new(10);
         s.write(&[1; 30], true, 100, 1000);
         assert_eq!(s.ack_number(0), None, "never sent");
-        s.on_sent(0, 10, 0, 100, 0, 0);
+        s.on_sent(0, 10, 0, 100, DeliveryClock::default());
         assert!(s.ack_number(0).is_some());
         assert_eq!(s.ack_number(0), None, "already acked");
         assert_eq!(s.una(), 1);
@@ -612,13 +630,13 @@ mod tests {
     fn segment_sent_long_before_an_acked_one_is_lost() {
         let mut s = SendBuffer::new(10);
         s.write(&[1; 30], true, 100, 1000);
-        s.on_sent(0, 1000, 1, 100, 0, 0);
-        s.on_sent(1, 2000, 2, 100, 0, 0);
-        s.on_sent(2, 9000, 9, 100, 0, 0);
+        s.on_sent(0, 1000, 1, 100, DeliveryClock::default());
+        s.on_sent(1, 2000, 2, 100, DeliveryClock::default());
+        s.on_sent(2, 9000, 9, 100, DeliveryClock::default());
         assert!(s.ack_number(2).is_some());
         assert_eq!(s.detect_lost_by_time(9000, 1500), 2);
         assert_eq!(s.next_to_send(100), Some(0));
-        s.on_sent(0, 9500, 9, 100, 0, 0);
+        s.on_sent(0, 9500, 9, 100, DeliveryClock::default());
         assert_eq!(s.next_to_send(100), Some(1));
     }
 
@@ -626,8 +644,8 @@ mod tests {
     fn rto_expiry_marks_oldest_transmissions_lost() {
         let mut s = SendBuffer::new(10);
         s.write(&[1; 20], true, 100, 1000);
-        s.on_sent(0, 0, 0, 100, 0, 0);
-        s.on_sent(1, 50_000, 50, 100, 0, 0);
+        s.on_sent(0, 0, 0, 100, DeliveryClock::default());
+        s.on_sent(1, 50_000, 50, 100, DeliveryClock::default());
         assert_eq!(s.rto_deadline(|_| 100_000), Some(100_000));
         assert_eq!(s.detect_oldest_lost_by_timeout(120_000, |_| 100_000), 1);
         assert_eq!(s.in_flight(), 1);

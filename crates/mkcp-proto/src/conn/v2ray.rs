@@ -194,9 +194,10 @@ impl Connection {
                         t,
                         info.delivered,
                         self.cc.delivered,
-                        t.saturating_sub(info.delivered_us),
+                        Self::rate_interval_us(t, &info),
                         self.send.in_flight_bytes() as u64,
                     );
+                    self.cc.first_sent_us = self.cc.first_sent_us.max(info.sent_us);
                     true
                 }
                 None => false,
