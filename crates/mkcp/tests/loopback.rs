@@ -9,12 +9,21 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mkcp::{Config, KcpEndpoint, KcpListener, KcpStream, State};
-use rand::rngs::StdRng;
-use rand::{RngCore, SeedableRng};
-use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
+
+mod common;
+use common::read_hashed;
+
+/// Writes `len` seeded random bytes in 64 KiB chunks; returns their SHA-256.
+async fn write_random<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    len: usize,
+    seed: u64,
+) -> io::Result<[u8; 32]> {
+    common::write_random(w, len, 64 * 1024, seed).await
+}
 
 const MIB: usize = 1 << 20;
 
@@ -31,41 +40,6 @@ fn spawn_echo(listener: KcpListener) -> JoinHandle<KcpListener> {
         }
         listener
     })
-}
-
-/// Writes `len` seeded random bytes in chunks; returns their SHA-256.
-async fn write_random<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    len: usize,
-    seed: u64,
-) -> io::Result<[u8; 32]> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut left = len;
-    while left > 0 {
-        let n = left.min(buf.len());
-        rng.fill_bytes(&mut buf[..n]);
-        w.write_all(&buf[..n]).await?;
-        h.update(&buf[..n]);
-        left -= n;
-    }
-    Ok(h.finalize().into())
-}
-
-/// Reads to end-of-stream; returns (bytes, SHA-256).
-async fn read_hashed<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<(usize, [u8; 32])> {
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0;
-    loop {
-        let n = r.read(&mut buf).await?;
-        if n == 0 {
-            return Ok((total, h.finalize().into()));
-        }
-        h.update(&buf[..n]);
-        total += n;
-    }
 }
 
 fn fast_timeout_config(idle_ms: u32) -> Config {
