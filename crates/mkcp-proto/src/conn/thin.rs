@@ -26,39 +26,32 @@ use crate::wire::segment::{DataSegment, Segment, DATA_HEADER_LEN};
 /// thin: its segments are sent twice.
 pub(crate) const THIN_SEGMENTS: usize = 4;
 
-/// Copies owed for segments sent in earlier datagrams.
-#[derive(Clone, Debug, Default)]
+/// Copies owed for segments sent in earlier datagrams (filled while one datagram is
+/// written, taken by the next).
+#[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Thin {
     /// Segments sent in the datagram being written, to be copied in a later one.
-    next: [u32; THIN_SEGMENTS],
-    next_len: usize,
-    /// Bit `i`: copy `i` repairs a retransmission (else it is a thin stream's).
-    next_repair: u8,
-    /// The datagram with the originals also carried an acknowledgement: the copy's
-    /// datagram repeats it (else a lost original would also lose the ack).
-    next_ack: bool,
-}
-
-/// The copies one datagram owes (see [`Thin`]).
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Copies {
     numbers: [u32; THIN_SEGMENTS],
     len: usize,
+    /// Bit `i`: copy `i` repairs a retransmission (else it is a thin stream's).
     repair: u8,
+    /// The datagram with the originals also carried an acknowledgement: the copy's
+    /// datagram repeats it (else a lost original would also lose the ack).
+    with_ack: bool,
 }
 
 impl Thin {
     /// Whether copies are owed.
     pub(super) fn is_pending(&self) -> bool {
-        self.next_len > 0
+        self.len > 0
     }
 
     fn record(&mut self, number: u32, with_ack: bool, repair: bool) {
-        if self.next_len < THIN_SEGMENTS && !self.next[..self.next_len].contains(&number) {
-            self.next[self.next_len] = number;
-            self.next_repair |= u8::from(repair) << self.next_len;
-            self.next_len += 1;
-            self.next_ack |= with_ack;
+        if self.len < THIN_SEGMENTS && !self.numbers[..self.len].contains(&number) {
+            self.numbers[self.len] = number;
+            self.repair |= u8::from(repair) << self.len;
+            self.len += 1;
+            self.with_ack |= with_ack;
         }
     }
 }
@@ -66,16 +59,12 @@ impl Thin {
 impl Connection {
     /// The copies owed by earlier datagrams, taken for this one; asks for an ack to go
     /// with them if the originals carried one.
-    pub(super) fn take_thin_copies(&mut self) -> Copies {
+    pub(super) fn take_thin_copies(&mut self) -> Thin {
         let t = std::mem::take(&mut self.thin);
-        if t.next_ack && t.next_len > 0 {
+        if t.with_ack && t.is_pending() {
             self.due.ack = true;
         }
-        Copies {
-            numbers: t.next,
-            len: t.next_len,
-            repair: t.next_repair,
-        }
+        t
     }
 
     /// After `number` was transmitted in the datagram being written: records it for a
@@ -130,7 +119,7 @@ impl Connection {
         t: u64,
         buf: &mut [u8],
         mut w: usize,
-        copies: &Copies,
+        copies: &Thin,
     ) -> usize {
         let rate = self.cc.rate.pacing_rate();
         for (i, &number) in copies.numbers[..copies.len].iter().enumerate() {
