@@ -240,9 +240,8 @@ impl Connection {
         // for buffer space (a full write buffer limits us, not the application).
         // An unproven peer's byte budget limits us too: such samples measure the
         // budget (and would end startup early), not the path.
-        let queued = self.send.next_number() != self.send.unsent();
         let in_flight = self.send.in_flight_bytes() as u64;
-        let app_limited = !queued
+        let app_limited = self.send.queued() == 0
             && !self.close.write_blocked
             && !self.send.has_lost()
             && in_flight < self.cwnd_bytes();

@@ -164,6 +164,11 @@ impl SendBuffer {
         self.unsent
     }
 
+    /// Segments written by the application and never transmitted yet.
+    pub fn queued(&self) -> usize {
+        self.next_number().wrapping_sub(self.unsent) as usize
+    }
+
     /// Queued segments (acknowledged ones below `una` excluded).
     pub fn len(&self) -> usize {
         self.segs.len()

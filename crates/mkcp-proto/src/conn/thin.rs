@@ -73,7 +73,7 @@ impl Connection {
         if self.send_budget().is_some() {
             return;
         }
-        let queued = self.send.next_number().wrapping_sub(self.send.unsent()) as usize;
+        let queued = self.send.queued();
         // Thin: little outstanding and the application not waiting for buffer space
         // (a bulk stream whose window is full of acknowledged segments behind a hole
         // has little in flight too).
