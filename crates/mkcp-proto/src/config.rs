@@ -1,8 +1,11 @@
 //! Typed mKCP settings with V2Ray's defaults and ranges, and the values derived from
-//! them (PROTOCOL.md §3.3, §3.4, §4). JSON import lives in [`json`].
+//! them (PROTOCOL.md §3.3, §3.4, §4). JSON import lives in `json` (cargo feature
+//! `json`, on by default).
 
+#[cfg(feature = "json")]
 pub mod json;
 
+#[cfg(feature = "json")]
 pub use json::{Loaded, MaskOrder, Shape, Warning};
 
 use crate::wire::header::HeaderError;

@@ -14,6 +14,14 @@
 //! Nothing here touches sockets or clocks: time and datagrams are inputs, datagrams and
 //! events are outputs. The `mkcp` crate puts this on tokio; `mkcp-sim` drives it in a
 //! deterministic simulated network.
+//!
+//! # Cargo features
+//!
+//! * `json` (default): `config::json`, the import of V2Ray/Xray settings from JSON
+//!   (`Config::from_kcp_settings_json`, `from_json_any` and the other `from_*_json` /
+//!   `from_*_value` constructors), with `serde_json`. Without it
+//!   (`default-features = false`) the crate has no `serde_json` dependency and a
+//!   [`Config`] is built in code (`Config::default()` and its fields).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

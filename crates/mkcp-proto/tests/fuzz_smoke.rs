@@ -4,6 +4,7 @@
 
 #[path = "../../../fuzz/fuzz_targets/common.rs"]
 mod common;
+#[cfg(feature = "json")]
 #[path = "../../../fuzz/fuzz_targets/config_driver.rs"]
 mod config_driver;
 #[path = "../../../fuzz/fuzz_targets/endpoint_driver.rs"]
@@ -68,6 +69,7 @@ fn datagram_targets_on_seeds_and_random_inputs() {
     }
 }
 
+#[cfg(feature = "json")]
 #[test]
 fn config_target_on_seeds_and_random_inputs() {
     let s = seeds("config_json");

@@ -9,6 +9,7 @@ use mkcp_proto::wire::segment::{
     MAX_ACK_NUMBERS,
 };
 use mkcp_proto::wire::{Codec, Security, WireError, MAX_DATAGRAM};
+#[cfg(feature = "json")]
 use mkcp_proto::Config;
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -387,6 +388,7 @@ proptest! {
 
     /// Spec §4: valid kcpSettings values survive the JSON import and the derived sizes
     /// follow §3.3/§3.4.
+    #[cfg(feature = "json")]
     #[test]
     fn kcp_settings_import_round_trip(
         mtu in 576u32..=1460, tti in 10u32..=100, up in 0u32..=4095, down in 0u32..=4095,
@@ -420,6 +422,7 @@ proptest! {
     }
 
     /// Out-of-range numbers are rejected with the field named.
+    #[cfg(feature = "json")]
     #[test]
     fn kcp_settings_out_of_range_is_rejected(
         field in prop::sample::select(vec!["mtu", "tti", "uplinkCapacity", "downlinkCapacity", "readBufferSize", "writeBufferSize"]),

@@ -7,14 +7,19 @@
 //! vector name it does not know, and each test compares the set of checked names with the
 //! set of names in the fixture, so a vector added to the file without a check fails here.
 
-use std::collections::{BTreeMap, BTreeSet};
+#[cfg(feature = "json")]
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use mkcp_proto::wire::envelope::{fnv1a32, legacy_open, seed_key, Envelope, GCM_NONCE_LEN};
-use mkcp_proto::wire::header::{Header, HeaderError, HeaderKind};
+#[cfg(feature = "json")]
+use mkcp_proto::wire::header::HeaderError;
+use mkcp_proto::wire::header::{Header, HeaderKind};
 use mkcp_proto::wire::segment::{
     segments, AckNumbers, AckSegment, CmdSegment, DataSegment, Segment, CMD_PING,
 };
 use mkcp_proto::wire::{Codec, Security, WireError};
+#[cfg(feature = "json")]
 use mkcp_proto::{Config, ConfigError};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -23,6 +28,7 @@ use sha2::{Digest, Sha256};
 
 /// The categories this file covers (the others, `rtt`, `trace`, `connection`, belong to
 /// the connection engine).
+#[cfg(feature = "json")]
 const WIRE_CATEGORIES: [&str; 7] = [
     "legacy_auth",
     "aes_gcm",
@@ -689,7 +695,9 @@ fn check_datagram(v: &Value) {
 }
 
 // ---------------------------------------------------------------- config (§3.3, §3.4, §4)
+// The JSON import's vectors: only with the `json` feature.
 
+#[cfg(feature = "json")]
 fn go_header_type(kind: &HeaderKind) -> &'static str {
     match kind {
         HeaderKind::None => "*noop.Config",
@@ -702,6 +710,7 @@ fn go_header_type(kind: &HeaderKind) -> &'static str {
     }
 }
 
+#[cfg(feature = "json")]
 fn check_config(v: &Value) {
     let n = name(v);
     assert!(n.starts_with("config_"), "config vector {n} has no check");
@@ -842,6 +851,7 @@ fn checker(category: &str) -> fn(&Value) {
         "segment_parse" => check_segment_parse,
         "header" => check_header,
         "datagram" => check_datagram,
+        #[cfg(feature = "json")]
         "config" => check_config,
         other => panic!("no checker for category {other}"),
     }
@@ -899,6 +909,7 @@ fn datagram_vectors() {
     assert_eq!(run_category(&fixture(), "datagram").len(), 3);
 }
 
+#[cfg(feature = "json")]
 #[test]
 fn config_vectors() {
     assert_eq!(run_category(&fixture(), "config").len(), 12);
@@ -906,6 +917,7 @@ fn config_vectors() {
 
 /// One test driving all seven categories: the union of checked names must be exactly the
 /// set of names in those categories of the fixture.
+#[cfg(feature = "json")]
 #[test]
 fn every_wire_and_config_vector_is_checked() {
     let fixture = fixture();
