@@ -15,6 +15,9 @@
 //! outstanding (see [`in_flight_limit`]), so when the time is up the echo drains in about a
 //! second and the demo ends on time, whatever the link.
 
+mod display;
+mod streams;
+
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -28,12 +31,7 @@ use mkcp_netem::{LinkConfig, Relay};
 use tokio::task::JoinSet;
 
 use crate::cli::DemoArgs;
-use crate::stats;
-use crate::{config, netem, tunnel};
-
-mod display;
-mod streams;
-
+use crate::{config, netem, stats, tunnel};
 use display::{live_lines, summary, Sample};
 use streams::{demo_stream, in_flight_limit, Counters};
 

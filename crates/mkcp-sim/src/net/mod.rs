@@ -54,6 +54,8 @@
 //! assert_eq!(net.now(), t0 + Duration::from_secs(1));
 //! ```
 
+mod run;
+
 use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
@@ -61,8 +63,6 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::link::{Link, LinkConfig, LinkStats, Verdict};
-
-mod run;
 
 /// A sans-IO participant in the simulated network: the same four calls a protocol core
 /// (an mKCP endpoint) exposes to its runtime.

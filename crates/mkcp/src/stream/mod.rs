@@ -1,5 +1,9 @@
 //! [`KcpStream`]: one reliable mKCP byte stream, `AsyncRead + AsyncWrite`.
 
+mod split;
+
+pub use split::{OwnedReadHalf, OwnedWriteHalf, ReuniteError};
+
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
@@ -15,10 +19,6 @@ use crate::driver::{now, Inner, Shared};
 use crate::endpoint::KcpEndpoint;
 use crate::error::{io_err, Error};
 use crate::socket;
-
-mod split;
-
-pub use split::{OwnedReadHalf, OwnedWriteHalf, ReuniteError};
 
 /// A read-only view of one stream's counters ([`KcpStream::stats_probe`]).
 #[derive(Clone, Debug)]
