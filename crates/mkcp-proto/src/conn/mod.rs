@@ -40,7 +40,7 @@ mod parts;
 pub(crate) mod recv;
 pub(crate) mod rtt;
 pub(crate) mod send;
-mod seq;
+pub(crate) mod seq;
 mod shaper;
 mod thin;
 mod timer;
