@@ -22,26 +22,6 @@ pub(crate) fn negative(diff: u32) -> bool {
     diff >= HALF
 }
 
-/// True when `a` comes before `b` (wrap-aware).
-pub(crate) fn before(a: u32, b: u32) -> bool {
-    a.wrapping_sub(b) >= HALF
-}
-
-/// True when `a` is `b` or comes after it (wrap-aware).
-pub(crate) fn at_or_after(a: u32, b: u32) -> bool {
-    !before(a, b)
-}
-
-/// V2Ray's "timestamp `t` is not older than `cur`".
-pub(crate) fn v2ray_ts_not_older(t: u32, cur: u32) -> bool {
-    t.wrapping_sub(cur) < HALF - 1
-}
-
-/// V2Ray's "`now` has not reached `due`" for its retransmission times.
-pub(crate) fn v2ray_not_due(now: u32, due: u32) -> bool {
-    now.wrapping_sub(due) >= HALF - 1
-}
-
 /// A 32-bit segment number that wraps (wrap-aware order, no `Ord`).
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[repr(transparent)]
