@@ -392,15 +392,8 @@ impl V2rayAckList {
 
 #[cfg(test)]
 mod tests {
+    use super::super::seq::test_util::{ms, n};
     use super::*;
-
-    fn n(x: u32) -> Seq {
-        Seq::from(x)
-    }
-
-    fn ms(x: u32) -> WireTime {
-        WireTime::from(x)
-    }
 
     #[test]
     fn out_of_order_segments_are_reassembled_in_order() {

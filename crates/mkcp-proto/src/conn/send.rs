@@ -596,15 +596,8 @@ impl SendBuffer {
 
 #[cfg(test)]
 mod tests {
+    use super::super::seq::test_util::{ms, n};
     use super::*;
-
-    fn n(x: u32) -> Seq {
-        Seq::from(x)
-    }
-
-    fn ms(x: u32) -> WireTime {
-        WireTime::from(x)
-    }
 
     #[test]
     fn writes_are_cut_at_mss_and_small_writes_coalesce() {

@@ -215,22 +215,31 @@ impl fmt::Display for WireTime {
     }
 }
 
+/// Short constructors for the connection's unit tests.
+#[cfg(test)]
+pub(super) mod test_util {
+    use super::{Seq, WireTime};
+
+    /// Segment number `x`.
+    pub(crate) fn n(x: u32) -> Seq {
+        Seq::from(x)
+    }
+
+    /// Wire time `x` ms.
+    pub(crate) fn ms(x: u32) -> WireTime {
+        WireTime::from(x)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_util::{ms as w, n as s};
     use super::*;
     use proptest::prelude::*;
 
     /// The free function every comparison went through before these types.
     fn old_before(a: u32, b: u32) -> bool {
         a.wrapping_sub(b) >= 0x8000_0000
-    }
-
-    fn s(n: u32) -> Seq {
-        Seq::from(n)
-    }
-
-    fn w(n: u32) -> WireTime {
-        WireTime::from(n)
     }
 
     #[test]

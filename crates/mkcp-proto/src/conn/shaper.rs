@@ -171,11 +171,8 @@ impl Shaper {
 
 #[cfg(test)]
 mod tests {
+    use super::super::seq::test_util::n;
     use super::*;
-
-    fn n(x: u32) -> Seq {
-        Seq::from(x)
-    }
 
     #[test]
     fn the_window_follows_the_arrival_rate() {
