@@ -48,4 +48,5 @@ pub mod internals {
     pub use crate::conn::recv::{AckBatch, V2rayAckList};
     pub use crate::conn::rtt::RttEstimator;
     pub use crate::conn::send::{SendBuffer, V2raySent};
+    pub use crate::conn::seq::{Seq, WireTime};
 }

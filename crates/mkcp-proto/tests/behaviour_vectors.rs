@@ -5,6 +5,7 @@
 use mkcp_proto::internals::RttEstimator;
 use mkcp_proto::internals::{AckBatch, V2rayAckList};
 use mkcp_proto::internals::{SendBuffer, V2raySent};
+use mkcp_proto::internals::{Seq, WireTime};
 use serde_json::Value;
 
 fn vectors() -> Vec<Value> {
@@ -50,7 +51,7 @@ fn check_rtt_steps(name: &str) {
     // V2Ray's exact arithmetic: no RTO floor or ceiling.
     let mut r = RttEstimator::new(u(&v["min_rtt"]), 0, u32::MAX);
     for (i, step) in v["steps"].as_array().unwrap().iter().enumerate() {
-        r.update(u(&step["sample"]), 1000 + i as u32);
+        r.update(u(&step["sample"]), WireTime::from(1000 + i as u32));
         assert_eq!(r.srtt(), u(&step["srtt"]), "{name} step {i} srtt");
         assert_eq!(
             r.variation(),
@@ -83,7 +84,7 @@ fn rtt_first_sample_zero_differs_our_rto_is_never_zero() {
     let v = vector("rtt_first_sample_zero");
     let mut r = RttEstimator::new(u(&v["min_rtt"]), 30, 12_500);
     for step in v["steps"].as_array().unwrap() {
-        r.update(u(&step["sample"]), 0);
+        r.update(u(&step["sample"]), WireTime::ZERO);
         assert!(r.rto() >= 30);
     }
 }
@@ -99,15 +100,15 @@ fn rtt_peer_rto_adoption() {
         .collect();
     let mut r = RttEstimator::new(50, 0, u32::MAX);
     let mut got = Vec::new();
-    r.update_peer_rto(777, 1000);
+    r.update_peer_rto(777, WireTime::from(1000));
     got.push(r.rto());
-    r.update_peer_rto(777, 3000);
+    r.update_peer_rto(777, WireTime::from(3000));
     got.push(r.rto());
-    r.update(100, 3500);
+    r.update(100, WireTime::from(3500));
     got.push(r.rto());
-    r.update_peer_rto(999, 6000);
+    r.update_peer_rto(999, WireTime::from(6000));
     got.push(r.rto());
-    r.update_peer_rto(999, 6500);
+    r.update_peer_rto(999, WireTime::from(6500));
     got.push(r.rto());
     assert_eq!(got, want);
 }
@@ -117,8 +118,8 @@ fn sent_json(sent: &[V2raySent]) -> Value {
         sent.iter()
             .map(|s| {
                 serde_json::json!({
-                    "number": s.number, "timeout": s.timeout,
-                    "timestamp": s.timestamp, "transmit": s.transmit
+                    "number": s.number.get(), "timeout": s.timeout.get(),
+                    "timestamp": s.timestamp.get(), "transmit": s.transmit
                 })
             })
             .collect(),
@@ -137,7 +138,7 @@ fn trace_sending_window() {
         let want = &steps[step];
         if let Some((now, rto, max)) = flush {
             let mut out = Vec::new();
-            let rate = s.flush_v2ray(now, rto, max, &mut out);
+            let rate = s.flush_v2ray(WireTime::from(now), rto, max, &mut out);
             assert_eq!(
                 sent_json(&out),
                 want["sent"],
@@ -159,16 +160,16 @@ fn trace_sending_window() {
     };
     check(&mut s, 0, Some((1000, 200, 4)));
     check(&mut s, 1, Some((1010, 200, 100)));
-    assert!(s.ack_number(1).is_some());
-    assert!(s.ack_number(3).is_some());
+    assert!(s.ack_number(Seq::from(1)).is_some());
+    assert!(s.ack_number(Seq::from(3)).is_some());
     check(&mut s, 2, None);
-    s.fast_ack_v2ray(3, 200);
-    s.fast_ack_v2ray(5, 200);
+    s.fast_ack_v2ray(Seq::from(3), 200);
+    s.fast_ack_v2ray(Seq::from(5), 200);
     check(&mut s, 3, None);
     check(&mut s, 4, Some((1100, 200, 100)));
-    s.fast_ack_v2ray(5, 200);
+    s.fast_ack_v2ray(Seq::from(5), 200);
     check(&mut s, 5, Some((1101, 200, 100)));
-    s.ack_cumulative(4);
+    s.ack_cumulative(Seq::from(4));
     check(&mut s, 6, None);
     assert_eq!(
         s.total_in_flight, 4,
@@ -183,7 +184,7 @@ fn batches_json(b: &[AckBatch]) -> Value {
     }
     Value::Array(
         b.iter()
-            .map(|a| serde_json::json!({"numbers": a.numbers, "timestamp": a.timestamp}))
+            .map(|a| serde_json::json!({"numbers": a.numbers, "timestamp": a.timestamp.get()}))
             .collect(),
     )
 }
@@ -194,7 +195,7 @@ fn trace_ack_list() {
     let steps = v["steps"].as_array().unwrap();
     let mut a = V2rayAckList::new(10_000);
     let check = |a: &mut V2rayAckList, step: usize, now: u32, rto: u32| {
-        let got = a.flush(now, rto, 128);
+        let got = a.flush(WireTime::from(now), rto, 128);
         assert_eq!(
             batches_json(&got),
             steps[step]["acks_written"],
@@ -202,20 +203,20 @@ fn trace_ack_list() {
             steps[step]["op"]
         );
     };
-    a.add(5, 100);
-    a.add(6, 110);
-    a.add(8, 120);
+    a.add(Seq::from(5), WireTime::from(100));
+    a.add(Seq::from(6), WireTime::from(110));
+    a.add(Seq::from(8), WireTime::from(120));
     check(&mut a, 0, 200, 100);
     check(&mut a, 1, 220, 100);
-    a.add(7, 130);
+    a.add(Seq::from(7), WireTime::from(130));
     check(&mut a, 2, 230, 100);
-    a.clear(7);
+    a.clear(Seq::from(7));
     check(&mut a, 3, 240, 100);
     check(&mut a, 4, 250, 30);
-    a.add(8, 140);
+    a.add(Seq::from(8), WireTime::from(140));
     check(&mut a, 5, 260, 30);
     for n in 100..230u32 {
-        a.add(n, 1000 + n);
+        a.add(Seq::from(n), WireTime::from(1000 + n));
     }
     check(&mut a, 6, 2000, 30);
 }

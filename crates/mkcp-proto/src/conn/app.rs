@@ -79,7 +79,7 @@ impl Connection {
                 self.v2ray_wake(t);
             } else {
                 // Reopen a window we advertised as (nearly) closed.
-                let open = self.peer.advertised_end.wrapping_sub(self.recv.next());
+                let open = self.recv.next().distance_to(self.peer.advertised_end);
                 if open < self.recv.window() / 2 {
                     self.due.ack = true;
                 }

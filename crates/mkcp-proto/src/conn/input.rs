@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::recv::Accept;
-use super::seq::{self, at_or_after, before};
+use super::seq::{Seq, WireTime};
 use super::{ConnEvent, Connection, State, MAX_PEER_WINDOW};
 use crate::wire::segment::{
     AckSegment, CmdSegment, DataSegment, Segment, CMD_TERMINATE, OPTION_CLOSE,
@@ -63,11 +63,12 @@ impl Connection {
 
     fn on_data(&mut self, d: &DataSegment<'_>) {
         self.stats.data_segments_received += 1;
-        let verdict = self.recv.classify(d.number);
+        let number = Seq::from(d.number);
+        let verdict = self.recv.classify(number);
         if let (Some(v), Accept::Duplicate | Accept::Stored) = (self.v2ray.as_deref_mut(), verdict)
         {
             // V2Ray ignores a segment outside its window entirely, its sendingNext too.
-            v.acks.clear(d.sending_next);
+            v.acks.clear(Seq::from(d.sending_next));
         }
         match verdict {
             Accept::OutOfWindow => self.stats.out_of_window_received += 1,
@@ -85,12 +86,13 @@ impl Connection {
                     self.guard.data_in = true;
                     self.shaper.on_arrival(self.now_us);
                 }
+                let timestamp = WireTime::from(d.timestamp);
                 match self.v2ray.as_deref_mut() {
-                    Some(v) => v.acks.add(d.number, d.timestamp),
-                    None => self.acks.add(d.number, d.timestamp),
+                    Some(v) => v.acks.add(number, timestamp),
+                    None => self.acks.add(number, timestamp),
                 }
                 let readable = self.recv.readable();
-                if self.recv.accept(d.number, d.payload) == Accept::Duplicate {
+                if self.recv.accept(number, d.payload) == Accept::Duplicate {
                     self.stats.duplicates_received += 1;
                 }
                 if !readable && self.recv.readable() {
@@ -112,19 +114,21 @@ impl Connection {
         ack.max(send)
     }
 
-    fn learn_peer_window(&mut self, window_end: u32, next: u32) {
-        let size = window_end.wrapping_sub(next);
-        if size > MAX_PEER_WINDOW || (before(window_end, self.send.una()) && self.send.una() != 0) {
+    fn learn_peer_window(&mut self, window_end: Seq, next: Seq) {
+        let size = next.distance_to(window_end);
+        if size > MAX_PEER_WINDOW
+            || (window_end.before(self.send.una()) && self.send.una() != Seq::ZERO)
+        {
             self.stats.implausible += 1;
             return;
         }
         self.peer.size = Some(size);
-        if before(self.peer.end, window_end) {
+        if self.peer.end.before(window_end) {
             self.peer.end = window_end;
         }
     }
 
-    pub(super) fn apply_cumulative(&mut self, t: u64, rn: u32) {
+    pub(super) fn apply_cumulative(&mut self, t: u64, rn: Seq) {
         if !self.send.plausible_cumulative(rn) {
             // V2Ray would drop queued data here (PROTOCOL.md §5 item 8); we refuse.
             self.stats.implausible += 1;
@@ -155,7 +159,7 @@ impl Connection {
     }
 
     fn on_ack(&mut self, t: u64, a: &AckSegment<'_>) {
-        self.learn_peer_window(a.receiving_window, a.receiving_next);
+        self.learn_peer_window(Seq::from(a.receiving_window), Seq::from(a.receiving_next));
         if self.v2ray.is_some() {
             self.on_ack_v2ray(t, a);
             return;
@@ -171,7 +175,8 @@ impl Connection {
         let mut spurious = false;
         // See `apply_cumulative`: the proving ack gives no rate sample.
         let sample = self.send_budget().is_none();
-        for k in a.numbers.iter() {
+        let echoed = WireTime::from(a.timestamp);
+        for k in a.numbers.iter().map(Seq::from) {
             let Some(info) = self.send.ack_number(k) else {
                 continue;
             };
@@ -186,9 +191,8 @@ impl Connection {
             // (Timestamp 0 counts here: our first segments carry it. It does not
             // count as proof of a spurious retransmission, since V2Ray also sends it
             // in acks of repeated numbers.)
-            let earlier_copy =
-                info.transmit > 1 && seq::before(a.timestamp, Self::ms(info.sent_us));
-            if earlier_copy && a.timestamp != 0 {
+            let earlier_copy = info.transmit > 1 && echoed.before(Self::ms(info.sent_us));
+            if earlier_copy && echoed != WireTime::ZERO {
                 spurious = true;
             }
             self.times.progress_us = t;
@@ -213,18 +217,18 @@ impl Connection {
             }
             self.cc.first_sent_us = self.cc.first_sent_us.max(info.sent_us);
         }
-        self.apply_cumulative(t, a.receiving_next);
+        self.apply_cumulative(t, Seq::from(a.receiving_next));
         let now_ms = Self::ms(t);
         if let Some(r) = rtt_us {
             self.rtt.update((r / 1000) as u32, now_ms);
             self.cc.rate.on_rtt(t, r);
-        } else if acked_any && a.timestamp != 0 {
+        } else if acked_any && echoed != WireTime::ZERO {
             // Only retransmitted segments were acked (Karn: their own send times are
             // ambiguous). The echoed timestamp belongs to the transmission that arrived,
             // so it still measures the path. Without this, a path whose RTT exceeds the
             // initial RTO retransmits every segment and never learns its RTT. Timestamp 0
             // is skipped: V2Ray sends it in acks that carry no fresh entry (PROTOCOL.md §5 item 19).
-            let sample = now_ms.wrapping_sub(a.timestamp);
+            let sample = now_ms.since(echoed);
             if sample < 10_000 {
                 self.rtt.update(sample, now_ms);
                 self.cc.rate.on_rtt(t, u64::from(sample.max(1)) * 1000);
@@ -283,22 +287,24 @@ impl Connection {
             self.event(ConnEvent::Readable);
             self.event(ConnEvent::Writable);
         }
-        self.apply_cumulative(t, c.receiving_next);
+        let receiving_next = Seq::from(c.receiving_next);
+        let sending_next = Seq::from(c.sending_next);
+        self.apply_cumulative(t, receiving_next);
         if let Some(v) = self.v2ray.as_deref_mut() {
-            v.acks.clear(c.sending_next);
+            v.acks.clear(sending_next);
         }
         self.rtt.update_peer_rto(c.peer_rto, now_ms);
         if let Some(size) = self.peer.size {
-            let end = c.receiving_next.wrapping_add(size);
-            if self.send.plausible_cumulative(c.receiving_next) && before(self.peer.end, end) {
+            let end = receiving_next + size;
+            if self.send.plausible_cumulative(receiving_next) && self.peer.end.before(end) {
                 self.peer.end = end;
             }
         }
         if c.cmd == CMD_FIN
-            && at_or_after(c.sending_next, self.recv.next())
+            && sending_next.at_or_after(self.recv.next())
             && self.close.peer_fin.is_none()
         {
-            self.close.peer_fin = Some(c.sending_next);
+            self.close.peer_fin = Some(sending_next);
             self.event(ConnEvent::Readable);
         }
     }

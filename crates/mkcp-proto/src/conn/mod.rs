@@ -40,7 +40,7 @@ mod parts;
 pub(crate) mod recv;
 pub(crate) mod rtt;
 pub(crate) mod send;
-mod seq;
+pub(crate) mod seq;
 mod shaper;
 mod thin;
 mod timer;
@@ -58,6 +58,7 @@ use parts::{Closing, Congestion, Due, Guard, Hello, Params, PeerWindow, Times};
 use recv::{AckList, RecvBuffer};
 use rtt::RttEstimator;
 use send::SendBuffer;
+use seq::{Seq, WireTime};
 use shaper::Shaper;
 use thin::Thin;
 use timer::TERMINATE_INTERVAL_US;
@@ -214,7 +215,7 @@ impl Connection {
             recv,
             acks: AckList::new(t.max_ack_list.max(1)),
             peer: PeerWindow {
-                end: 32,
+                end: Seq::new(32),
                 size: None,
                 advertised_end,
             },
@@ -407,8 +408,8 @@ impl Connection {
         t
     }
 
-    fn ms(us: u64) -> u32 {
-        (us / 1000) as u32
+    fn ms(us: u64) -> WireTime {
+        WireTime::new((us / 1000) as u32)
     }
 
     fn instant(&self, us: u64) -> Instant {
@@ -419,7 +420,7 @@ impl Connection {
     /// everything below it is held even if the application has not read it (a sender
     /// may forget it; V2Ray's sender treats listed numbers above this point as a sign
     /// of loss below them). V2Ray's: its read point.
-    fn advertised_next(&self) -> u32 {
+    fn advertised_next(&self) -> Seq {
         if self.v2ray.is_some() {
             self.recv.next()
         } else {

@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use super::seq::Seq;
 use super::{Connection, State, CMD_FIN, CMD_HELLO, CMD_HELLO_HEARD, MAX_HELLOS};
 use crate::wire::segment::{
     AckNumbers, AckSegment, CmdSegment, DataSegment, Segment, ACK_HEADER_LEN, CMD_LEN, CMD_PING,
@@ -59,8 +60,8 @@ impl Connection {
             conv: self.conv,
             cmd,
             option: self.option(),
-            sending_next: self.send.una(),
-            receiving_next: self.advertised_next(),
+            sending_next: self.send.una().get(),
+            receiving_next: self.advertised_next().get(),
             peer_rto: self.rtt.rto(),
         }
     }
@@ -147,9 +148,9 @@ impl Connection {
             let seg = Segment::Ack(AckSegment {
                 conv: self.conv,
                 option: self.option(),
-                receiving_window: end,
-                receiving_next: self.advertised_next(),
-                timestamp: ts,
+                receiving_window: end.get(),
+                receiving_next: self.advertised_next().get(),
+                timestamp: ts.get(),
                 numbers: AckNumbers::List(&scratch),
             });
             let ok = Self::emit(buf, &mut w, &seg);
@@ -200,9 +201,9 @@ impl Connection {
             let d = Segment::Data(DataSegment {
                 conv: self.conv,
                 option: self.option(),
-                timestamp: now_ms,
-                number,
-                sending_next: self.send.una(),
+                timestamp: now_ms.get(),
+                number: number.get(),
+                sending_next: self.send.una().get(),
                 payload: &seg.payload,
             });
             if !Self::emit(buf, &mut w, &d) {
@@ -286,7 +287,7 @@ impl Connection {
 
     /// The window end for our next Ack: the real one for an mkcp peer, the shaper's
     /// for a V2Ray sender.
-    fn window_to_advertise(&mut self, t: u64) -> u32 {
+    fn window_to_advertise(&mut self, t: u64) -> Seq {
         let real = self.recv.window_end();
         if self.hello.heard {
             real

@@ -1,6 +1,7 @@
 //! The named parts a `Connection` is made of (its state, grouped by concern).
 
 use super::cc::{LossControl, Pacer, RateControl};
+use super::seq::{Seq, WireTime};
 
 /// Static parameters derived from the config.
 #[derive(Clone, Debug)]
@@ -34,7 +35,7 @@ pub(super) struct Times {
     /// Last time stream data moved (written, received or read).
     pub(super) last_data_us: u64,
     /// Last Ping or Terminate we sent (wire milliseconds).
-    pub(super) last_ping_ms: u32,
+    pub(super) last_ping_ms: WireTime,
     /// Last retransmission timeout.
     pub(super) rto_at_us: Option<u64>,
     /// Retransmission timeouts in a row with nothing acknowledged in between.
@@ -48,11 +49,11 @@ pub(super) struct Times {
 #[derive(Clone, Debug)]
 pub(super) struct PeerWindow {
     /// First number beyond the peer's window: we never send data at or past it.
-    pub(super) end: u32,
+    pub(super) end: Seq,
     /// The window size it last advertised.
     pub(super) size: Option<u32>,
     /// Our own window end as last advertised to the peer.
-    pub(super) advertised_end: u32,
+    pub(super) advertised_end: Seq,
 }
 
 /// Congestion control and its samples.
@@ -130,7 +131,7 @@ pub(super) struct Closing {
     /// End-of-stream markers sent.
     pub(super) fin_sends: u32,
     /// The peer's end of stream (the number after its last segment).
-    pub(super) peer_fin: Option<u32>,
+    pub(super) peer_fin: Option<Seq>,
     /// When the next Terminate is due (Terminating).
     pub(super) next_terminate_us: u64,
     /// A write was cut short: the application waits for Writable.

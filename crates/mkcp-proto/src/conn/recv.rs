@@ -14,7 +14,7 @@
 //! the list is bounded) and [`V2rayAckList`] (V2Ray's exact re-ack schedule, used in
 //! `v2ray_compat` mode and checked against the `trace_ack_list` vector).
 
-use super::seq::{at_or_after, v2ray_ts_not_older};
+use super::seq::{Seq, WireTime};
 
 /// Outcome of offering a Data segment to the receive window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,14 +32,14 @@ pub enum Accept {
 /// The receive window: out-of-order segments wait here until the application reads.
 #[derive(Debug)]
 pub struct RecvBuffer {
-    next: u32,
+    next: Seq,
     window: u32,
     /// The ring: up to `window` slots (grown on demand), none while nothing is stored.
     slots: Vec<Option<Vec<u8>>>,
     /// Slots in use.
     stored: usize,
     /// First number not yet received (`next` or beyond): everything below it is held.
-    contiguous: u32,
+    contiguous: Seq,
     /// Bytes already read from the slot at `next`.
     offset: usize,
     buffered: usize,
@@ -51,11 +51,11 @@ impl RecvBuffer {
     pub fn new(window: u32) -> RecvBuffer {
         let window = window.max(1);
         RecvBuffer {
-            next: 0,
+            next: Seq::ZERO,
             window,
             slots: Vec::new(),
             stored: 0,
-            contiguous: 0,
+            contiguous: Seq::ZERO,
             offset: 0,
             buffered: 0,
             pool: Vec::new(),
@@ -63,13 +63,13 @@ impl RecvBuffer {
     }
 
     /// Next number the application will read (V2Ray's `receivingNext`).
-    pub fn next(&self) -> u32 {
+    pub fn next(&self) -> Seq {
         self.next
     }
 
     /// First number not yet received: every segment below it is held (read or
     /// waiting to be read), so it can be acknowledged cumulatively.
-    pub fn contiguous(&self) -> u32 {
+    pub fn contiguous(&self) -> Seq {
         self.contiguous
     }
 
@@ -79,8 +79,8 @@ impl RecvBuffer {
     }
 
     /// First number beyond the window (V2Ray's `receivingWindow`, absolute).
-    pub fn window_end(&self) -> u32 {
-        self.next.wrapping_add(self.window)
+    pub fn window_end(&self) -> Seq {
+        self.next + self.window
     }
 
     /// Payload bytes held (received, not yet read).
@@ -88,13 +88,13 @@ impl RecvBuffer {
         self.buffered
     }
 
-    fn slot(&self, number: u32) -> usize {
-        (number % self.slots.len().max(1) as u32) as usize
+    fn slot(&self, number: Seq) -> usize {
+        number.ring_slot(self.slots.len().max(1) as u32)
     }
 
     /// True when `number` (inside the window) has a slot in the ring as it is.
-    fn in_ring(&self, number: u32) -> bool {
-        (number.wrapping_sub(self.next) as usize) < self.slots.len()
+    fn in_ring(&self, number: Seq) -> bool {
+        (self.next.distance_to(number) as usize) < self.slots.len()
     }
 
     /// Grows the ring so that it covers `need` numbers from `next`, moving what it holds.
@@ -104,24 +104,24 @@ impl RecvBuffer {
         let new_len = (len * 2).max(FIRST).max(need).min(self.window as usize);
         let mut ring: Vec<Option<Vec<u8>>> = (0..new_len).map(|_| None).collect();
         for k in 0..len as u32 {
-            let number = self.next.wrapping_add(k);
-            if let Some(buf) = self.slots[(number % len as u32) as usize].take() {
-                ring[(number % new_len as u32) as usize] = Some(buf);
+            let number = self.next + k;
+            if let Some(buf) = self.slots[number.ring_slot(len as u32)].take() {
+                ring[number.ring_slot(new_len as u32)] = Some(buf);
             }
         }
         self.slots = ring;
     }
 
     /// Classifies `number` against the window without storing anything.
-    pub fn classify(&self, number: u32) -> Accept {
-        let idx = number.wrapping_sub(self.next);
+    pub fn classify(&self, number: Seq) -> Accept {
+        let idx = self.next.distance_to(number);
         if idx < self.window {
             if self.in_ring(number) && self.slots[self.slot(number)].is_some() {
                 Accept::Duplicate
             } else {
                 Accept::Stored
             }
-        } else if at_or_after(self.next, number) {
+        } else if self.next.at_or_after(number) {
             Accept::Old
         } else {
             Accept::OutOfWindow
@@ -129,11 +129,11 @@ impl RecvBuffer {
     }
 
     /// Offers a Data segment; stores the payload if it is new and inside the window.
-    pub fn accept(&mut self, number: u32, payload: &[u8]) -> Accept {
+    pub fn accept(&mut self, number: Seq, payload: &[u8]) -> Accept {
         let verdict = self.classify(number);
         if verdict == Accept::Stored {
             if !self.in_ring(number) {
-                self.grow(number.wrapping_sub(self.next) as usize + 1);
+                self.grow(self.next.distance_to(number) as usize + 1);
             }
             let mut buf = self.pool.pop().unwrap_or_default();
             buf.clear();
@@ -144,7 +144,7 @@ impl RecvBuffer {
             self.stored += 1;
             while self.in_ring(self.contiguous) && self.slots[self.slot(self.contiguous)].is_some()
             {
-                self.contiguous = self.contiguous.wrapping_add(1);
+                self.contiguous = self.contiguous.next();
             }
         }
         verdict
@@ -191,7 +191,7 @@ impl RecvBuffer {
                     }
                 }
                 self.offset = 0;
-                self.next = self.next.wrapping_add(1);
+                self.next = self.next.next();
             }
         }
         n
@@ -205,8 +205,8 @@ impl RecvBuffer {
 /// them and they are acked then).
 #[derive(Debug)]
 pub struct AckList {
-    pending: Vec<(u32, u32)>,
-    repeat: std::collections::VecDeque<u32>,
+    pending: Vec<(Seq, WireTime)>,
+    repeat: std::collections::VecDeque<Seq>,
     cap: usize,
 }
 
@@ -221,7 +221,7 @@ impl AckList {
     }
 
     /// Queues `(number, timestamp)` for acknowledgement.
-    pub fn add(&mut self, number: u32, timestamp: u32) {
+    pub fn add(&mut self, number: Seq, timestamp: WireTime) {
         if self.pending.len() < self.cap {
             self.pending.push((number, timestamp));
         }
@@ -241,15 +241,16 @@ impl AckList {
     /// Takes up to `max` numbers into `out`: first-time ones (oldest first), then
     /// repeats of earlier ones that are not below `cumulative` (the receiver's next
     /// expected number, which acknowledges everything below it anyway). Returns the
-    /// timestamp to echo: the latest (wrap-aware) of the first-time numbers.
-    pub fn take(&mut self, max: usize, cumulative: u32, out: &mut Vec<u32>) -> u32 {
+    /// timestamp to echo: the latest (wrap-aware) of the first-time numbers. `out`
+    /// is the wire list of an Ack segment.
+    pub fn take(&mut self, max: usize, cumulative: Seq, out: &mut Vec<u32>) -> WireTime {
         let n = max.min(self.pending.len());
-        let mut ts: Option<u32> = None;
+        let mut ts: Option<WireTime> = None;
         for &(num, t) in &self.pending[..n] {
-            out.push(num);
+            out.push(num.get());
             ts = Some(match ts {
                 None => t,
-                Some(cur) if v2ray_ts_not_older(t, cur) => t,
+                Some(cur) if t.v2ray_not_older(cur) => t,
                 Some(cur) => cur,
             });
         }
@@ -257,8 +258,8 @@ impl AckList {
             let Some(num) = self.repeat.pop_front() else {
                 break;
             };
-            if at_or_after(num, cumulative) {
-                out.push(num);
+            if num.at_or_after(cumulative) {
+                out.push(num.get());
             }
         }
         for &(num, _) in &self.pending[..n] {
@@ -267,24 +268,24 @@ impl AckList {
             }
         }
         self.pending.drain(..n);
-        ts.unwrap_or(0)
+        ts.unwrap_or(WireTime::ZERO)
     }
 }
 
 /// One Ack segment's worth of numbers produced by [`V2rayAckList::flush`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AckBatch {
-    /// Numbers in send order.
+    /// Numbers in send order (the Ack segment's wire list).
     pub numbers: Vec<u32>,
     /// Timestamp to echo.
-    pub timestamp: u32,
+    pub timestamp: WireTime,
 }
 
 #[derive(Clone, Copy, Debug)]
 struct V2rayAckEntry {
-    number: u32,
-    timestamp: u32,
-    next_flush: u32,
+    number: Seq,
+    timestamp: WireTime,
+    next_flush: WireTime,
 }
 
 /// V2Ray's ack list (PROTOCOL.md §3.11 "Ack flush"): entries are re-sent every
@@ -311,21 +312,21 @@ impl V2rayAckList {
     }
 
     /// Appends an entry (duplicates kept, as V2Ray does).
-    pub fn add(&mut self, number: u32, timestamp: u32) {
+    pub fn add(&mut self, number: Seq, timestamp: WireTime) {
         if self.entries.len() < self.cap {
             self.entries.push(V2rayAckEntry {
                 number,
                 timestamp,
-                next_flush: 0,
+                next_flush: WireTime::ZERO,
             });
             self.dirty = true;
         }
     }
 
     /// Drops entries below the peer's `sendingNext` (plain comparison, as V2Ray).
-    pub fn clear(&mut self, una: u32) {
+    pub fn clear(&mut self, una: Seq) {
         let before = self.entries.len();
-        self.entries.retain(|e| e.number >= una);
+        self.entries.retain(|e| e.number.v2ray_at_or_above(una));
         if self.entries.len() != before {
             self.dirty = true;
         }
@@ -343,33 +344,33 @@ impl V2rayAckList {
 
     /// Runs V2Ray's ack flush at `now` with the current `rto`; returns the Ack
     /// segments to send, each with at most `batch` numbers (V2Ray: 128).
-    pub fn flush(&mut self, now: u32, rto: u32, batch: usize) -> Vec<AckBatch> {
+    pub fn flush(&mut self, now: WireTime, rto: u32, batch: usize) -> Vec<AckBatch> {
         let batch = batch.clamp(1, 255);
         let mut out = Vec::new();
         let mut cur = AckBatch {
             numbers: Vec::new(),
-            timestamp: 0,
+            timestamp: WireTime::ZERO,
         };
-        let mut candidates: Vec<u32> = Vec::new();
+        let mut candidates: Vec<Seq> = Vec::new();
         let interval = (rto / 2).max(20);
         for e in self.entries.iter_mut() {
-            if e.next_flush > now {
+            if e.next_flush.v2ray_above(now) {
                 if candidates.len() < batch {
                     candidates.push(e.number);
                 }
                 continue;
             }
-            cur.numbers.push(e.number);
-            if v2ray_ts_not_older(e.timestamp, cur.timestamp) {
+            cur.numbers.push(e.number.get());
+            if e.timestamp.v2ray_not_older(cur.timestamp) {
                 cur.timestamp = e.timestamp;
             }
-            e.next_flush = now.wrapping_add(interval);
+            e.next_flush = now + interval;
             if cur.numbers.len() == batch {
                 out.push(std::mem::replace(
                     &mut cur,
                     AckBatch {
                         numbers: Vec::new(),
-                        timestamp: 0,
+                        timestamp: WireTime::ZERO,
                     },
                 ));
                 self.dirty = false;
@@ -380,7 +381,7 @@ impl V2rayAckList {
                 if cur.numbers.len() >= batch {
                     break;
                 }
-                cur.numbers.push(c);
+                cur.numbers.push(c.get());
             }
             out.push(cur);
             self.dirty = false;
@@ -391,70 +392,71 @@ impl V2rayAckList {
 
 #[cfg(test)]
 mod tests {
+    use super::super::seq::test_util::{ms, n};
     use super::*;
 
     #[test]
     fn out_of_order_segments_are_reassembled_in_order() {
         let mut r = RecvBuffer::new(8);
-        assert_eq!(r.accept(1, b"world"), Accept::Stored);
+        assert_eq!(r.accept(n(1), b"world"), Accept::Stored);
         assert!(!r.readable());
-        assert_eq!(r.accept(0, b"hello "), Accept::Stored);
-        assert_eq!(r.accept(0, b"hello "), Accept::Duplicate);
+        assert_eq!(r.accept(n(0), b"hello "), Accept::Stored);
+        assert_eq!(r.accept(n(0), b"hello "), Accept::Duplicate);
         let mut out = [0u8; 32];
-        let n = r.read(&mut out);
-        assert_eq!(&out[..n], b"hello world");
-        assert_eq!(r.next(), 2);
-        assert_eq!(r.accept(1, b"world"), Accept::Old);
-        assert_eq!(r.accept(10, b"x"), Accept::OutOfWindow);
+        let len = r.read(&mut out);
+        assert_eq!(&out[..len], b"hello world");
+        assert_eq!(r.next(), n(2));
+        assert_eq!(r.accept(n(1), b"world"), Accept::Old);
+        assert_eq!(r.accept(n(10), b"x"), Accept::OutOfWindow);
     }
 
     #[test]
     fn short_reads_keep_the_rest_for_the_next_read() {
         let mut r = RecvBuffer::new(4);
-        r.accept(0, b"abcdef");
+        r.accept(n(0), b"abcdef");
         let mut out = [0u8; 4];
         assert_eq!(r.read(&mut out), 4);
-        assert_eq!(r.next(), 0);
+        assert_eq!(r.next(), n(0));
         assert_eq!(r.read(&mut out), 2);
         assert_eq!(&out[..2], b"ef");
-        assert_eq!(r.next(), 1);
+        assert_eq!(r.next(), n(1));
         assert_eq!(r.buffered_bytes(), 0);
     }
 
     #[test]
     fn window_wraps_around_u32() {
         let mut r = RecvBuffer::new(4);
-        r.next = u32::MAX - 1;
-        assert_eq!(r.accept(u32::MAX, b"b"), Accept::Stored);
-        assert_eq!(r.accept(0, b"c"), Accept::Stored);
-        assert_eq!(r.accept(u32::MAX - 1, b"a"), Accept::Stored);
+        r.next = n(u32::MAX - 1);
+        assert_eq!(r.accept(n(u32::MAX), b"b"), Accept::Stored);
+        assert_eq!(r.accept(n(0), b"c"), Accept::Stored);
+        assert_eq!(r.accept(n(u32::MAX - 1), b"a"), Accept::Stored);
         let mut out = [0u8; 8];
         assert_eq!(r.read(&mut out), 3);
         assert_eq!(&out[..3], b"abc");
-        assert_eq!(r.next(), 1);
+        assert_eq!(r.next(), n(1));
     }
 
     #[test]
     fn ack_list_is_bounded_and_echoes_latest_timestamp() {
         let mut a = AckList::new(3);
-        a.add(1, 0xFFFF_FFF0);
-        a.add(2, 5); // wrapped: later than 0xFFFF_FFF0
-        a.add(3, 2);
-        a.add(4, 6); // over the cap
+        a.add(n(1), ms(0xFFFF_FFF0));
+        a.add(n(2), ms(5)); // wrapped: later than 0xFFFF_FFF0
+        a.add(n(3), ms(2));
+        a.add(n(4), ms(6)); // over the cap
         assert_eq!(a.pending.len(), 3);
         let mut out = Vec::new();
-        assert_eq!(a.take(10, 0, &mut out), 5);
+        assert_eq!(a.take(10, n(0), &mut out), ms(5));
         assert_eq!(out, vec![1, 2, 3]);
         // Each number is repeated once in a later ack, unless cumulatively covered.
-        a.add(9, 7);
+        a.add(n(9), ms(7));
         out.clear();
-        a.take(10, 2, &mut out);
+        a.take(10, n(2), &mut out);
         assert_eq!(out, vec![9, 2, 3]);
         out.clear();
-        a.take(10, 0, &mut out);
+        a.take(10, n(0), &mut out);
         assert_eq!(out, vec![9]);
         out.clear();
-        a.take(10, 0, &mut out);
+        a.take(10, n(0), &mut out);
         assert!(out.is_empty());
     }
 }

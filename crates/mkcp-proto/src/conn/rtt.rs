@@ -5,7 +5,7 @@
 //! the RTO is never below `min_rto` (V2Ray lets a 0 ms first sample give an RTO of 0),
 //! and a peer's RTO is only adopted within `[min_rto, max_rto]`.
 
-use super::seq::{at_or_after, negative};
+use super::seq::{negative, WireTime};
 
 /// Smoothed RTT, its variation and the resulting RTO, in milliseconds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,7 +14,7 @@ pub struct RttEstimator {
     variation: u32,
     rto: u32,
     min_rtt: u32,
-    updated_at: u32,
+    updated_at: WireTime,
     min_rto: u32,
     max_rto: u32,
 }
@@ -32,14 +32,14 @@ impl RttEstimator {
             variation: 0,
             rto: INITIAL_RTO.clamp(min_rto, max_rto.max(min_rto)),
             min_rtt,
-            updated_at: 0,
+            updated_at: WireTime::ZERO,
             min_rto,
             max_rto: max_rto.max(min_rto),
         }
     }
 
     /// Feeds one RTT sample taken at connection time `now` (ms).
-    pub fn update(&mut self, sample: u32, now: u32) {
+    pub fn update(&mut self, sample: u32, now: WireTime) {
         if negative(sample) {
             return;
         }
@@ -67,9 +67,9 @@ impl RttEstimator {
 
     /// Adopts the peer's RTO if ours has not changed for 3000 ms (PROTOCOL.md §3.7 step 5).
     /// Values outside `[min_rto, max_rto]` are implausible and ignored.
-    pub fn update_peer_rto(&mut self, peer_rto: u32, now: u32) {
-        if now.wrapping_sub(self.updated_at) >= 3000
-            && at_or_after(now, self.updated_at)
+    pub fn update_peer_rto(&mut self, peer_rto: u32, now: WireTime) {
+        if now.since(self.updated_at) >= 3000
+            && now.at_or_after(self.updated_at)
             && (self.min_rto..=self.max_rto).contains(&peer_rto)
         {
             self.rto = peer_rto;
@@ -100,18 +100,18 @@ mod tests {
     #[test]
     fn rto_is_never_zero_even_after_a_zero_first_sample() {
         let mut r = RttEstimator::new(20, 30, 12_500);
-        r.update(0, 10);
+        r.update(0, WireTime::from(10));
         assert_eq!(r.rto(), 30);
     }
 
     #[test]
     fn implausible_peer_rto_is_ignored() {
         let mut r = RttEstimator::new(50, 30, 12_500);
-        r.update_peer_rto(0, 5000);
+        r.update_peer_rto(0, WireTime::from(5000));
         assert_eq!(r.rto(), 100);
-        r.update_peer_rto(1_000_000, 5000);
+        r.update_peer_rto(1_000_000, WireTime::from(5000));
         assert_eq!(r.rto(), 100);
-        r.update_peer_rto(400, 5000);
+        r.update_peer_rto(400, WireTime::from(5000));
         assert_eq!(r.rto(), 400);
     }
 }

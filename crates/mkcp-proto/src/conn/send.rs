@@ -16,7 +16,7 @@
 
 use std::collections::VecDeque;
 
-use super::seq::{before, v2ray_not_due};
+use super::seq::{Seq, WireTime};
 
 /// One queued segment.
 #[derive(Debug, Default)]
@@ -34,9 +34,9 @@ pub struct SendSeg {
     /// Connection time of the last transmission (µs).
     pub sent_us: u64,
     /// Wire timestamp of the last transmission (ms).
-    pub timestamp: u32,
+    pub timestamp: WireTime,
     /// V2Ray due time (ms, absolute): `now + rto` at the last transmission.
-    pub timeout: u32,
+    pub timeout: WireTime,
     /// Connection's delivered-bytes counter at the last transmission.
     pub delivered: u64,
     /// Time of that counter's last change (µs).
@@ -78,26 +78,26 @@ pub struct Acked {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct V2raySent {
     /// Segment number.
-    pub number: u32,
+    pub number: Seq,
     /// Wire timestamp.
-    pub timestamp: u32,
+    pub timestamp: WireTime,
     /// Transmission count after this one.
     pub transmit: u32,
     /// New absolute timeout.
-    pub timeout: u32,
+    pub timeout: WireTime,
 }
 
 /// The sending window and queue.
 #[derive(Debug)]
 pub struct SendBuffer {
     segs: VecDeque<SendSeg>,
-    una: u32,
-    unsent: u32,
+    una: Seq,
+    unsent: Seq,
     bytes: usize,
     mss: usize,
     pool: Vec<Vec<u8>>,
-    lost: VecDeque<u32>,
-    order: VecDeque<(u32, u32)>,
+    lost: VecDeque<Seq>,
+    order: VecDeque<(Seq, u32)>,
     in_flight: usize,
     in_flight_bytes: usize,
     una_changed: bool,
@@ -111,8 +111,8 @@ impl SendBuffer {
     pub fn new(mss: usize) -> SendBuffer {
         SendBuffer {
             segs: VecDeque::new(),
-            una: 0,
-            unsent: 0,
+            una: Seq::ZERO,
+            unsent: Seq::ZERO,
             bytes: 0,
             mss: mss.max(1),
             pool: Vec::new(),
@@ -150,23 +150,23 @@ impl SendBuffer {
     }
 
     /// First unacknowledged number (V2Ray's `firstUna`, sent as `sendingNext`).
-    pub fn una(&self) -> u32 {
+    pub fn una(&self) -> Seq {
         self.una
     }
 
     /// Number the next new segment gets.
-    pub fn next_number(&self) -> u32 {
-        self.una.wrapping_add(self.segs.len() as u32)
+    pub fn next_number(&self) -> Seq {
+        self.una + self.segs.len() as u32
     }
 
     /// First number never transmitted.
-    pub fn unsent(&self) -> u32 {
+    pub fn unsent(&self) -> Seq {
         self.unsent
     }
 
     /// Segments written by the application and never transmitted yet.
     pub fn queued(&self) -> usize {
-        self.next_number().wrapping_sub(self.unsent) as usize
+        self.unsent.distance_to(self.next_number()) as usize
     }
 
     /// Queued segments (acknowledged ones below `una` excluded).
@@ -210,12 +210,12 @@ impl SendBuffer {
     }
 
     /// The segment with `number`, if queued.
-    pub fn get(&self, number: u32) -> Option<&SendSeg> {
-        self.segs.get(number.wrapping_sub(self.una) as usize)
+    pub fn get(&self, number: Seq) -> Option<&SendSeg> {
+        self.segs.get(self.una.distance_to(number) as usize)
     }
 
-    fn idx(&self, number: u32) -> Option<usize> {
-        let i = number.wrapping_sub(self.una) as usize;
+    fn idx(&self, number: Seq) -> Option<usize> {
+        let i = self.una.distance_to(number) as usize;
         (i < self.segs.len()).then_some(i)
     }
 
@@ -238,7 +238,7 @@ impl SendBuffer {
     ) -> usize {
         let mut taken = 0;
         if coalesce {
-            let unsent_idx = self.unsent.wrapping_sub(self.una) as usize;
+            let unsent_idx = self.una.distance_to(self.unsent) as usize;
             let tail_idx = self.segs.len().wrapping_sub(1);
             if let Some(tail) = self.segs.back_mut() {
                 if tail_idx >= unsent_idx && tail.payload.len() < self.mss {
@@ -275,10 +275,10 @@ impl SendBuffer {
     fn pop_acked_front(&mut self) {
         while self.segs.front().is_some_and(|s| s.acked) {
             self.segs.pop_front();
-            self.una = self.una.wrapping_add(1);
+            self.una = self.una.next();
             self.una_changed = true;
         }
-        if before(self.unsent, self.una) {
+        if self.unsent.before(self.una) {
             self.unsent = self.una;
         }
     }
@@ -299,23 +299,23 @@ impl SendBuffer {
     }
 
     /// True if `rn` is a plausible cumulative ack: not beyond what was ever sent.
-    pub fn plausible_cumulative(&self, rn: u32) -> bool {
-        let ahead = rn.wrapping_sub(self.una);
-        ahead <= self.unsent.wrapping_sub(self.una) || before(rn, self.una)
+    pub fn plausible_cumulative(&self, rn: Seq) -> bool {
+        let ahead = self.una.distance_to(rn);
+        ahead <= self.una.distance_to(self.unsent) || rn.before(self.una)
     }
 
     /// Applies a cumulative ack (`receivingNext`): everything below `rn` was received.
     /// Returns payload bytes newly acknowledged. Callers check plausibility first.
-    pub fn ack_cumulative(&mut self, rn: u32) -> u64 {
+    pub fn ack_cumulative(&mut self, rn: Seq) -> u64 {
         self.ack_cumulative_sampled(rn).0
     }
 
     /// [`Self::ack_cumulative`], also returning what the most recently sent of the
     /// freed segments carried (a delivery-rate sample: a peer that acks in bursts,
     /// as V2Ray does, lists only some numbers and covers the rest cumulatively).
-    pub fn ack_cumulative_sampled(&mut self, rn: u32) -> (u64, Option<Acked>) {
-        let ahead = rn.wrapping_sub(self.una);
-        if ahead == 0 || before(rn, self.una) {
+    pub fn ack_cumulative_sampled(&mut self, rn: Seq) -> (u64, Option<Acked>) {
+        let ahead = self.una.distance_to(rn);
+        if ahead == 0 || rn.before(self.una) {
             return (0, None);
         }
         let n = (ahead as usize).min(self.segs.len());
@@ -340,9 +340,9 @@ impl SendBuffer {
         for _ in 0..n {
             self.segs.pop_front();
         }
-        self.una = self.una.wrapping_add(n as u32);
+        self.una = self.una + n as u32;
         self.una_changed = true;
-        if before(self.unsent, self.una) {
+        if self.unsent.before(self.una) {
             self.unsent = self.una;
         }
         (freed, newest)
@@ -350,9 +350,9 @@ impl SendBuffer {
 
     /// Applies an individual ack for `number`; returns what it freed, or `None` if the
     /// number is not outstanding (outside `[una, unsent)` or already acknowledged).
-    pub fn ack_number(&mut self, number: u32) -> Option<Acked> {
+    pub fn ack_number(&mut self, number: Seq) -> Option<Acked> {
         let i = self.idx(number)?;
-        if !before(number, self.unsent) {
+        if !number.before(self.unsent) {
             return None;
         }
         if self.segs[i].acked {
@@ -375,7 +375,7 @@ impl SendBuffer {
 
     /// Drops stale entries at the front of the send-order queue and returns the live
     /// front: the oldest outstanding transmission.
-    fn order_front(&mut self) -> Option<(u32, usize)> {
+    fn order_front(&mut self) -> Option<(Seq, usize)> {
         while let Some(&(num, tx)) = self.order.front() {
             if let Some(i) = self.idx(num) {
                 let s = &self.segs[i];
@@ -388,7 +388,7 @@ impl SendBuffer {
         None
     }
 
-    fn mark_lost(&mut self, i: usize, number: u32) {
+    fn mark_lost(&mut self, i: usize, number: Seq) {
         let seg = &mut self.segs[i];
         seg.lost = true;
         self.in_flight = self.in_flight.saturating_sub(1);
@@ -448,7 +448,7 @@ impl SendBuffer {
 
     /// The next segment to transmit: a lost one first, else the first unsent one if it
     /// lies before `window_end` (the peer's advertised window).
-    pub fn next_to_send(&mut self, window_end: u32) -> Option<u32> {
+    pub fn next_to_send(&mut self, window_end: Seq) -> Option<Seq> {
         while let Some(&n) = self.lost.front() {
             match self.idx(n) {
                 Some(i) if self.segs[i].lost && !self.segs[i].acked => return Some(n),
@@ -457,7 +457,7 @@ impl SendBuffer {
                 }
             }
         }
-        if self.idx(self.unsent).is_some() && before(self.unsent, window_end) {
+        if self.idx(self.unsent).is_some() && self.unsent.before(window_end) {
             return Some(self.unsent);
         }
         None
@@ -465,17 +465,16 @@ impl SendBuffer {
 
     /// True when [`Self::next_to_send`] may return a segment (may be stale-true for a
     /// lost segment that was acknowledged meanwhile).
-    pub fn has_sendable(&self, window_end: u32) -> bool {
-        !self.lost.is_empty()
-            || (self.idx(self.unsent).is_some() && before(self.unsent, window_end))
+    pub fn has_sendable(&self, window_end: Seq) -> bool {
+        !self.lost.is_empty() || (self.idx(self.unsent).is_some() && self.unsent.before(window_end))
     }
 
     /// Records a transmission of `number` (returned by [`Self::next_to_send`]).
     pub fn on_sent(
         &mut self,
-        number: u32,
+        number: Seq,
         now_us: u64,
-        now_ms: u32,
+        now_ms: WireTime,
         rto_ms: u32,
         clock: DeliveryClock,
     ) {
@@ -487,7 +486,7 @@ impl SendBuffer {
                 self.lost.pop_front();
             }
         } else if number == self.unsent {
-            self.unsent = self.unsent.wrapping_add(1);
+            self.unsent = self.unsent.next();
         }
         if seg.transmit == 0 {
             self.total_in_flight = self.total_in_flight.saturating_add(1);
@@ -495,7 +494,7 @@ impl SendBuffer {
         seg.transmit += 1;
         seg.sent_us = now_us;
         seg.timestamp = now_ms;
-        seg.timeout = now_ms.wrapping_add(rto_ms);
+        seg.timeout = now_ms + rto_ms;
         seg.delivered = clock.delivered;
         seg.delivered_us = clock.delivered_us;
         seg.first_sent_us = clock.first_sent_us;
@@ -535,7 +534,7 @@ impl SendBuffer {
     /// reported to congestion control (if any).
     pub fn flush_v2ray(
         &mut self,
-        now: u32,
+        now: WireTime,
         rto: u32,
         max: usize,
         out: &mut Vec<V2raySent>,
@@ -546,9 +545,9 @@ impl SendBuffer {
             if count >= max {
                 break;
             }
-            let number = self.una.wrapping_add(i as u32);
+            let number = self.una + i as u32;
             let seg = &mut self.segs[i];
-            if seg.acked || v2ray_not_due(now, seg.timeout) {
+            if seg.acked || now.v2ray_not_due(seg.timeout) {
                 continue;
             }
             if seg.transmit == 0 {
@@ -556,12 +555,12 @@ impl SendBuffer {
                 self.in_flight += 1;
                 self.in_flight_bytes += seg.len as usize;
                 if number == self.unsent {
-                    self.unsent = self.unsent.wrapping_add(1);
+                    self.unsent = self.unsent.next();
                 }
             } else {
                 lost += 1;
             }
-            seg.timeout = now.wrapping_add(rto);
+            seg.timeout = now + rto;
             seg.timestamp = now;
             seg.transmit += 1;
             out.push(V2raySent {
@@ -577,19 +576,19 @@ impl SendBuffer {
 
     /// V2Ray's fast-ack nudge: every sent segment before `maxack` has its due time
     /// moved `rto/3` earlier (PROTOCOL.md §3.10 ack processing step 5).
-    pub fn fast_ack_v2ray(&mut self, maxack: u32, rto: u32) {
+    pub fn fast_ack_v2ray(&mut self, maxack: Seq, rto: u32) {
         let step = rto / 3;
         for i in 0..self.segs.len() {
-            let number = self.una.wrapping_add(i as u32);
-            if !before(number, maxack) {
+            let number = self.una + i as u32;
+            if !number.before(maxack) {
                 break;
             }
             let seg = &mut self.segs[i];
             if seg.acked {
                 continue;
             }
-            if seg.transmit > 0 && seg.timeout > step {
-                seg.timeout -= step;
+            if seg.transmit > 0 {
+                seg.timeout = seg.timeout.v2ray_earlier_by(step);
             }
         }
     }
@@ -597,6 +596,7 @@ impl SendBuffer {
 
 #[cfg(test)]
 mod tests {
+    use super::super::seq::test_util::{ms, n};
     use super::*;
 
     #[test]
@@ -606,7 +606,10 @@ mod tests {
         assert_eq!(s.len(), 3);
         assert_eq!(s.write(b"xy", true, 100, 1000), 2);
         assert_eq!(s.len(), 3, "coalesced into the unsent tail");
-        assert_eq!(s.get(2).map(|g| g.payload.as_slice()), Some(&b"ijxy"[..]));
+        assert_eq!(
+            s.get(n(2)).map(|g| g.payload.as_slice()),
+            Some(&b"ijxy"[..])
+        );
         assert_eq!(s.write(b"z", false, 100, 1000), 1);
         assert_eq!(s.len(), 4);
     }
@@ -622,46 +625,46 @@ mod tests {
     fn ack_number_outside_sent_range_is_ignored() {
         let mut s = SendBuffer::new(10);
         s.write(&[1; 30], true, 100, 1000);
-        assert_eq!(s.ack_number(0), None, "never sent");
-        s.on_sent(0, 10, 0, 100, DeliveryClock::default());
-        assert!(s.ack_number(0).is_some());
-        assert_eq!(s.ack_number(0), None, "already acked");
-        assert_eq!(s.una(), 1);
-        assert!(!s.plausible_cumulative(3), "3 was never sent");
-        assert!(s.plausible_cumulative(1));
+        assert_eq!(s.ack_number(n(0)), None, "never sent");
+        s.on_sent(n(0), 10, ms(0), 100, DeliveryClock::default());
+        assert!(s.ack_number(n(0)).is_some());
+        assert_eq!(s.ack_number(n(0)), None, "already acked");
+        assert_eq!(s.una(), n(1));
+        assert!(!s.plausible_cumulative(n(3)), "3 was never sent");
+        assert!(s.plausible_cumulative(n(1)));
     }
 
     #[test]
     fn segment_sent_long_before_an_acked_one_is_lost() {
         let mut s = SendBuffer::new(10);
         s.write(&[1; 30], true, 100, 1000);
-        s.on_sent(0, 1000, 1, 100, DeliveryClock::default());
-        s.on_sent(1, 2000, 2, 100, DeliveryClock::default());
-        s.on_sent(2, 9000, 9, 100, DeliveryClock::default());
-        assert!(s.ack_number(2).is_some());
+        s.on_sent(n(0), 1000, ms(1), 100, DeliveryClock::default());
+        s.on_sent(n(1), 2000, ms(2), 100, DeliveryClock::default());
+        s.on_sent(n(2), 9000, ms(9), 100, DeliveryClock::default());
+        assert!(s.ack_number(n(2)).is_some());
         assert_eq!(s.detect_lost_by_time(9000, 1500), 2);
-        assert_eq!(s.next_to_send(100), Some(0));
-        s.on_sent(0, 9500, 9, 100, DeliveryClock::default());
-        assert_eq!(s.next_to_send(100), Some(1));
+        assert_eq!(s.next_to_send(n(100)), Some(n(0)));
+        s.on_sent(n(0), 9500, ms(9), 100, DeliveryClock::default());
+        assert_eq!(s.next_to_send(n(100)), Some(n(1)));
     }
 
     #[test]
     fn rto_expiry_marks_oldest_transmissions_lost() {
         let mut s = SendBuffer::new(10);
         s.write(&[1; 20], true, 100, 1000);
-        s.on_sent(0, 0, 0, 100, DeliveryClock::default());
-        s.on_sent(1, 50_000, 50, 100, DeliveryClock::default());
+        s.on_sent(n(0), 0, ms(0), 100, DeliveryClock::default());
+        s.on_sent(n(1), 50_000, ms(50), 100, DeliveryClock::default());
         assert_eq!(s.rto_deadline(|_| 100_000), Some(100_000));
         assert_eq!(s.detect_oldest_lost_by_timeout(120_000, |_| 100_000), 1);
         assert_eq!(s.in_flight(), 1);
-        assert_eq!(s.next_to_send(100), Some(0));
+        assert_eq!(s.next_to_send(n(100)), Some(n(0)));
     }
 
     #[test]
     fn new_data_is_not_sent_beyond_the_peer_window() {
         let mut s = SendBuffer::new(10);
         s.write(&[1; 50], true, 100, 1000);
-        assert_eq!(s.next_to_send(0), None);
-        assert_eq!(s.next_to_send(1), Some(0));
+        assert_eq!(s.next_to_send(n(0)), None);
+        assert_eq!(s.next_to_send(n(1)), Some(n(0)));
     }
 }

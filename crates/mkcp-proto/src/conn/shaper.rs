@@ -26,7 +26,7 @@
 //! flight, so the connection keeps advertising its real window once the peer has said
 //! it is mkcp ([`super::CMD_HELLO`]).
 
-use super::seq::before;
+use super::seq::Seq;
 
 /// TTIs over which the arrival rate is the maximum.
 pub(crate) const FILTER: usize = 10;
@@ -56,7 +56,7 @@ pub(crate) struct Shaper {
     full_rounds: u32,
     cycle: usize,
     /// The last end advertised.
-    end: Option<u32>,
+    end: Option<Seq>,
     /// Most window segments to advertise beyond the contiguous point (a user-set cap).
     max_k: Option<u32>,
 }
@@ -144,7 +144,7 @@ impl Shaper {
 
     /// The window end to advertise at `t`, given the first number not yet received
     /// and the end of our real receive window.
-    pub(crate) fn window_end(&mut self, t: u64, contiguous: u32, limit: u32) -> u32 {
+    pub(crate) fn window_end(&mut self, t: u64, contiguous: Seq, limit: Seq) -> Seq {
         self.roll(t);
         let gain = if self.startup {
             STARTUP_GAIN
@@ -155,12 +155,12 @@ impl Shaper {
         if let Some(max) = self.max_k {
             k = k.min(max);
         }
-        let mut end = contiguous.wrapping_add(k.max(1));
-        if before(limit, end) {
+        let mut end = contiguous + k.max(1);
+        if limit.before(end) {
             end = limit;
         }
         if let Some(prev) = self.end {
-            if before(end, prev) {
+            if end.before(prev) {
                 end = prev;
             }
         }
@@ -171,6 +171,7 @@ impl Shaper {
 
 #[cfg(test)]
 mod tests {
+    use super::super::seq::test_util::n;
     use super::*;
 
     #[test]
@@ -180,7 +181,7 @@ mod tests {
         for i in 0..2000u64 {
             s.on_arrival(i * 500);
         }
-        let k = s.window_end(1_000_000, 5000, 100_000) - 5000;
+        let k = n(5000).distance_to(s.window_end(1_000_000, n(5000), n(100_000)));
         // 100 per TTI with a gain between 0.75 and 2, 20 per window segment.
         assert!((4..=10).contains(&k), "k = {k}");
     }
@@ -188,11 +189,11 @@ mod tests {
     #[test]
     fn the_end_never_moves_back_and_stays_in_the_real_window() {
         let mut s = Shaper::new(50);
-        let a = s.window_end(0, 100, 10_000);
-        let b = s.window_end(1000, 90, 10_000);
-        assert!(!before(b, a));
-        let c = s.window_end(2000, 200, 150);
-        assert_eq!(c, 150.max(b));
+        let a = s.window_end(0, n(100), n(10_000));
+        let b = s.window_end(1000, n(90), n(10_000));
+        assert!(!b.before(a));
+        let c = s.window_end(2000, n(200), n(150));
+        assert_eq!(c.get(), 150.max(b.get()));
     }
 
     #[test]
@@ -203,12 +204,15 @@ mod tests {
         for i in 0..20_000u64 {
             s.on_arrival(i * 50);
         }
-        assert_eq!(s.window_end(1_000_000, 5000, 100_000) - 5000, 4);
+        assert_eq!(
+            n(5000).distance_to(s.window_end(1_000_000, n(5000), n(100_000))),
+            4
+        );
     }
 
     #[test]
     fn at_least_one_segment_of_window() {
         let mut s = Shaper::new(50);
-        assert_eq!(s.window_end(0, 7, 1000), 8);
+        assert_eq!(s.window_end(0, n(7), n(1000)), n(8));
     }
 }

@@ -19,6 +19,7 @@
 //! acknowledged (see `left_edge_retransmission`) is sent twice as well
 //! ([`crate::Tuning::retransmission_copies`]).
 
+use super::seq::Seq;
 use super::Connection;
 use crate::wire::segment::{DataSegment, Segment, DATA_HEADER_LEN};
 
@@ -31,7 +32,7 @@ pub(crate) const THIN_SEGMENTS: usize = 4;
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Thin {
     /// Segments sent in the datagram being written, to be copied in a later one.
-    numbers: [u32; THIN_SEGMENTS],
+    numbers: [Seq; THIN_SEGMENTS],
     len: usize,
     /// Bit `i`: copy `i` repairs a retransmission (else it is a thin stream's).
     repair: u8,
@@ -46,7 +47,7 @@ impl Thin {
         self.len > 0
     }
 
-    fn record(&mut self, number: u32, with_ack: bool, repair: bool) {
+    fn record(&mut self, number: Seq, with_ack: bool, repair: bool) {
         if self.len < THIN_SEGMENTS && !self.numbers[..self.len].contains(&number) {
             self.numbers[self.len] = number;
             self.repair |= u8::from(repair) << self.len;
@@ -69,7 +70,7 @@ impl Connection {
 
     /// After `number` was transmitted in the datagram being written: records it for a
     /// copy if the stream is thin. `with_ack`: the datagram carries an acknowledgement.
-    pub(super) fn after_data_sent(&mut self, number: u32, with_ack: bool) {
+    pub(super) fn after_data_sent(&mut self, number: Seq, with_ack: bool) {
         if self.send_budget().is_some() {
             return;
         }
@@ -92,16 +93,16 @@ impl Connection {
     /// bandwidth-delay products. A lost retransmission is what stalls a long lossy
     /// link (the left edge stays put while the window fills), so such retransmissions
     /// are sent twice: one copy per loss at most, none where the window has room.
-    fn left_edge_retransmission(&self, number: u32) -> bool {
+    fn left_edge_retransmission(&self, number: Seq) -> bool {
         let Some(seg) = self.send.get(number) else {
             return false;
         };
         // How far sending has moved on since `number` (not what is merely queued).
-        let ahead = self.send.unsent().wrapping_sub(number) as usize;
+        let ahead = number.distance_to(self.send.unsent()) as usize;
         let window = self
             .p
             .send_buffer_segments
-            .min(self.peer.end.wrapping_sub(self.send.una()) as usize);
+            .min(self.send.una().distance_to(self.peer.end) as usize);
         let bdp = self.cc.rate.bdp() / self.p.mss as u64;
         // Only while acknowledgements flow (the loss was found from later ones): not
         // a timeout's probe, nor anything for a peer that has gone quiet.
@@ -136,9 +137,9 @@ impl Connection {
             let d = Segment::Data(DataSegment {
                 conv: self.conv,
                 option: self.option(),
-                timestamp: seg.timestamp,
-                number,
-                sending_next: self.send.una(),
+                timestamp: seg.timestamp.get(),
+                number: number.get(),
+                sending_next: self.send.una().get(),
                 payload: &seg.payload,
             });
             if !Self::emit(buf, &mut w, &d) {

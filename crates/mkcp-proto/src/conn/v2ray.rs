@@ -21,6 +21,7 @@ use std::collections::VecDeque;
 
 use super::recv::{AckBatch, V2rayAckList, V2RAY_ACK_BATCH};
 use super::send::V2raySent;
+use super::seq::{Seq, WireTime};
 use super::{Connection, State, CMD_FIN};
 use crate::wire::segment::{AckNumbers, AckSegment, DataSegment, Segment, CMD_PING, CMD_TERMINATE};
 
@@ -35,7 +36,7 @@ const FLUSH_WINDOW_FACTOR: usize = 20;
 #[derive(Clone, Debug)]
 enum Out {
     Ack(AckBatch),
-    Data(u32),
+    Data(Seq),
     Cmd(u8),
 }
 
@@ -137,13 +138,13 @@ impl Connection {
         self.v2ray = Some(v);
     }
 
-    fn v2ray_flush_segments(&mut self, v: &mut V2rayMode, now_ms: u32) {
+    fn v2ray_flush_segments(&mut self, v: &mut V2rayMode, now_ms: WireTime) {
         for batch in v.acks.flush(now_ms, self.rtt.rto(), V2RAY_ACK_BATCH) {
             v.out.push_back(Out::Ack(batch));
         }
         if !self.send.is_empty() && self.data_allowed() {
             let mut cwnd = self.p.snd_wnd;
-            let peer = self.peer.end.wrapping_sub(self.send.una());
+            let peer = self.send.una().distance_to(self.peer.end);
             if peer < cwnd {
                 cwnd = peer;
             }
@@ -170,7 +171,7 @@ impl Connection {
             v.out.push_back(Out::Cmd(CMD_PING));
             self.times.last_ping_ms = now_ms;
         }
-        if now_ms.wrapping_sub(self.times.last_ping_ms) >= PING_AFTER_MS {
+        if now_ms.since(self.times.last_ping_ms) >= PING_AFTER_MS {
             v.out.push_back(Out::Cmd(CMD_PING));
             self.times.last_ping_ms = now_ms;
         }
@@ -179,10 +180,10 @@ impl Connection {
     /// V2Ray's ack processing (PROTOCOL.md §3.10): the cumulative point first, then the
     /// listed numbers, then the fast-ack nudge and an RTT sample.
     pub(super) fn on_ack_v2ray(&mut self, t: u64, a: &AckSegment<'_>) {
-        self.apply_cumulative(t, a.receiving_next);
-        let mut maxack: u32 = 0;
+        self.apply_cumulative(t, Seq::from(a.receiving_next));
+        let mut maxack = Seq::ZERO;
         let mut maxack_removed = false;
-        for k in a.numbers.iter() {
+        for k in a.numbers.iter().map(Seq::from) {
             let removed = match self.send.ack_number(k) {
                 Some(info) => {
                     self.times.progress_us = t;
@@ -202,7 +203,7 @@ impl Connection {
                 }
                 None => false,
             };
-            if k > maxack {
+            if k.v2ray_above(maxack) {
                 maxack = k;
                 maxack_removed = removed;
             } else if k == maxack && removed {
@@ -212,7 +213,7 @@ impl Connection {
         if maxack_removed {
             let now_ms = Self::ms(t);
             self.send.fast_ack_v2ray(maxack, self.rtt.rto());
-            let sample = now_ms.wrapping_sub(a.timestamp);
+            let sample = now_ms.since(WireTime::from(a.timestamp));
             if sample < 10_000 {
                 self.rtt.update(sample, now_ms);
             }
@@ -240,9 +241,9 @@ impl Connection {
                     let seg = Segment::Ack(AckSegment {
                         conv: self.conv,
                         option: self.option(),
-                        receiving_window: self.recv.window_end(),
-                        receiving_next: self.recv.next(),
-                        timestamp: batch.timestamp,
+                        receiving_window: self.recv.window_end().get(),
+                        receiving_next: self.recv.next().get(),
+                        timestamp: batch.timestamp.get(),
                         numbers: AckNumbers::List(&batch.numbers),
                     });
                     Self::emit(buf, &mut w, &seg)
@@ -256,9 +257,9 @@ impl Connection {
                         let d = Segment::Data(DataSegment {
                             conv: self.conv,
                             option: self.option(),
-                            timestamp: seg.timestamp,
-                            number: *number,
-                            sending_next: self.send.una(),
+                            timestamp: seg.timestamp.get(),
+                            number: number.get(),
+                            sending_next: self.send.una().get(),
                             payload: &seg.payload,
                         });
                         Self::emit(buf, &mut w, &d)
