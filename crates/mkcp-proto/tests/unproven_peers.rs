@@ -3,8 +3,10 @@
 
 mod support;
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use mkcp_proto::endpoint::{EndpointConfig, EndpointError, Event};
@@ -398,4 +400,67 @@ fn a_v2ray_client_gets_a_lost_first_reply_resent() {
             net.now() - start
         );
     }
+}
+
+/// A V2Ray client that only downloads (a target that speaks first) shows itself with
+/// a Ping after about 5 s, which buys a reply of a few bytes. If that one datagram is
+/// lost, the next budget came with its next Ping, 5 s later (`mkcp bench`: V2Ray
+/// client <- mkcp server on the 30 ms / 2 % link, no byte in 10 s). So a reply that
+/// the budget keeps that small goes twice, in two datagrams: a single loss no longer
+/// costs a ping interval.
+#[test]
+fn a_pinging_v2ray_client_gets_its_first_bytes_even_if_the_first_reply_is_lost() {
+    let client = addr("10.0.0.1:1000");
+    let server = addr("10.0.0.2:2000");
+    let t0 = Instant::now();
+    let mut net = Network::new(t0, LinkConfig::default());
+    let link = LinkConfig::default()
+        .delay(Duration::from_millis(30))
+        .rate_bps(100_000_000)
+        .queue_bytes(256 * 1024);
+    net.set_link(client, server, link.clone());
+    net.set_link(server, client, link);
+    let mut v2 = Config::default();
+    v2.tuning.v2ray_compat = true;
+    let mut srv = SimPeer::new(EndpointConfig::server(Config::default()), 11);
+    let reply = random_bytes(9, 1 << 20);
+    srv.app.to_send = reply.clone();
+    net.add_node(server, srv);
+    let cli = SimPeer::client(v2, 12, t0, server);
+    net.add_node(client, cli);
+    // The server's first datagram is lost; and when did the client first speak?
+    let first_in = Rc::new(Cell::new(None));
+    let dropped = Rc::new(Cell::new(false));
+    let (f, d) = (first_in.clone(), dropped.clone());
+    net.set_tap(move |now, src, _, _| {
+        if src == client && f.get().is_none() {
+            f.set(Some(now));
+        }
+        if src == server && !d.get() {
+            d.set(true);
+            return false;
+        }
+        true
+    });
+    let got = net
+        .run_until_cond(Duration::from_secs(30), |net| {
+            net.node::<SimPeer>(client)
+                .is_some_and(|c| !c.app.received.is_empty())
+        })
+        .unwrap();
+    assert!(got, "no byte reached the V2Ray client");
+    assert!(dropped.get());
+    let waited = net.now() - first_in.get().expect("the client spoke");
+    assert!(
+        waited < Duration::from_secs(1),
+        "first bytes {waited:?} after the client's first datagram"
+    );
+    let done = net
+        .run_until_cond(Duration::from_secs(30), |net| {
+            net.node::<SimPeer>(client)
+                .is_some_and(|c| c.app.received.len() >= reply.len())
+        })
+        .unwrap();
+    assert!(done, "download did not finish");
+    assert!(net.node::<SimPeer>(client).unwrap().app.received == reply);
 }

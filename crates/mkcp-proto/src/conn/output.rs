@@ -18,6 +18,18 @@ const UNPROVEN_ACK_RESERVE: usize = DATA_HEADER_LEN + 16;
 /// Shortest gap in acknowledgements taken for silence (µs); see `ack_silence`.
 const ACK_SILENCE_MIN_US: u64 = 10_000;
 
+/// Shortest gap between two of our ack datagrams to a peer that has not said hello
+/// (taken for V2Ray, µs). V2Ray sends only in its flush, once per TTI (50 ms by
+/// default), so acks in between only need to be there by its next flush; each one
+/// costs it a datagram to decode and a walk of its sending window (its fast-ack
+/// rule), and an ack per arrival made V2Ray spend more CPU per byte on us than on
+/// its own kind. A tenth of V2Ray's default TTI (10 and 20 ms cost goodput at 30 ms
+/// in simulation).
+pub(crate) const V2RAY_ACK_GAP_US: u64 = 5_000;
+
+/// Shortest gap between two hellos that go in datagrams of their own (µs).
+const HELLO_ALONE_GAP_US: u64 = 20_000;
+
 /// Byte budget an unproven peer must have given before our hello goes to it.
 const HELLO_MIN_BUDGET: u64 = 4096;
 
@@ -68,6 +80,11 @@ impl Connection {
 
     fn transmit(&mut self, t: u64, buf: &mut [u8]) -> usize {
         let copies = self.take_thin_copies();
+        if self.send_budget().is_some() && copies.is_pending() {
+            // The copy of a reply cut short for an unproven peer: alone, the budget
+            // was kept for it.
+            return self.write_thin_copies(t, buf, 0, &copies);
+        }
         let mut w = if self.send_budget().is_some() {
             // An unproven peer's small byte budget goes to data first: its
             // acknowledgement proves the peer and lifts the limit; acks follow.
@@ -75,6 +92,10 @@ impl Connection {
             // datagram was lost has given little, and an ack that eats it would make
             // the reply wait for its keep-alives; unacked, it retransmits instead.
             let d = self.write_data(t, buf, 0, false);
+            if self.thin.is_pending() {
+                // A reply cut short for its copy: the rest of the budget is the copy's.
+                return d;
+            }
             let end = buf.len().saturating_sub(UNPROVEN_ACK_RESERVE).max(d);
             d + self.write_acks(t, &mut buf[d..end])
         } else {
@@ -87,11 +108,26 @@ impl Connection {
         // data, whose acknowledgement proves the peer. A peer that uploads proves
         // nothing (we send it no data) but gives ample budget, and without our hello
         // it would take us for V2Ray and wait for V2Ray's ack delay.
+        // A hello that leaves no room for the next full-size data segment makes a
+        // datagram of its own: at most one per HELLO_ALONE_GAP_US (a bulk sender's
+        // first 64 datagrams were otherwise 64 hellos in a row, then data).
+        let crowds = self
+            .next_data_len(t)
+            .is_some_and(|need| buf.len() - w < need + CMD_LEN);
+        let alone_ok = !crowds
+            || self
+                .hello
+                .alone_us
+                .is_none_or(|a| t >= a + HELLO_ALONE_GAP_US);
         if !self.hello.done
             && self.hello.sent < MAX_HELLOS
             && self.send_budget().is_none_or(|b| b >= HELLO_MIN_BUDGET)
             && buf.len() - w >= CMD_LEN
+            && alone_ok
         {
+            if crowds {
+                self.hello.alone_us = Some(t);
+            }
             let cmd = if self.hello.heard {
                 CMD_HELLO_HEARD
             } else {
@@ -134,6 +170,9 @@ impl Connection {
 
     /// Acknowledgements (and window updates) at the start of `buf`; returns the length.
     fn write_acks(&mut self, t: u64, buf: &mut [u8]) -> usize {
+        if self.acks_held() {
+            return 0;
+        }
         let mut w = 0;
         while !self.acks.is_empty() || self.due.ack {
             let room = buf.len() - w;
@@ -160,6 +199,7 @@ impl Connection {
             }
             self.peer.advertised_end = self.recv.window_end();
             self.due.ack = false;
+            self.times.last_ack_us = Some(t);
         }
         w
     }
@@ -170,6 +210,9 @@ impl Connection {
         let now_ms = Self::ms(t);
         let rate = self.cc.rate.pacing_rate();
         let silent = self.ack_silence(t);
+        // A reply cut short for an unproven peer's copy (`unproven_reply_len`) is all
+        // this datagram carries: the rest of the budget is the copy's.
+        let mut cut_for_copy = false;
         while self.can_send_data() {
             if self.cc.pacer.next_send(t, rate, self.p.mtu) > t {
                 break;
@@ -189,8 +232,10 @@ impl Connection {
                 // An unproven peer's byte budget is small: send what fits, so that its
                 // acknowledgement can prove it (a 1-byte request earns a 1-byte reply).
                 let room = (buf.len() - w).saturating_sub(DATA_HEADER_LEN);
-                if self.send_budget().is_some() && seg.transmit == 0 && room > 0 {
-                    self.send.split_unsent(room);
+                if self.send_budget().is_some() && seg.transmit == 0 && room > 0 && !cut_for_copy {
+                    let len = self.unproven_reply_len(room);
+                    cut_for_copy = len < room;
+                    self.send.split_unsent(len);
                     continue;
                 }
                 break;
@@ -235,6 +280,9 @@ impl Connection {
             if retransmit {
                 self.stats.retransmissions += 1;
                 self.stats.bytes_retransmitted += len as u64;
+            }
+            if cut_for_copy {
+                break;
             }
         }
         // Out of data with room in the window, and the application is not waiting
@@ -283,6 +331,54 @@ impl Connection {
             return false;
         };
         t > self.times.progress_us + gap && t > oldest + srtt + gap
+    }
+
+    /// Bytes of the data segment our sender would put in a datagram now (pacing and
+    /// windows allow it), if any.
+    fn next_data_len(&mut self, t: u64) -> Option<usize> {
+        if !self.can_send_data()
+            || self
+                .cc
+                .pacer
+                .next_send(t, self.cc.rate.pacing_rate(), self.p.mtu)
+                > t
+        {
+            return None;
+        }
+        let number = self.send.next_to_send(self.peer.end)?;
+        self.send
+            .get(number)
+            .map(|s| DATA_HEADER_LEN + s.payload.len())
+    }
+
+    /// Payload of a reply cut to fit an unproven peer's byte budget (`room`: what fits
+    /// in this datagram). A budget too small for two full datagrams (a V2Ray client's
+    /// Ping bought it) leaves room for a copy of the reply in a second datagram (see
+    /// `after_data_sent`): with a single datagram, its loss waited for the client's
+    /// next Ping, 5 s later. The margin covers the second datagram's envelope and
+    /// header.
+    fn unproven_reply_len(&self, room: usize) -> usize {
+        const ENVELOPE_MARGIN: usize = 48;
+        match self.send_budget() {
+            Some(b) if b < 2 * self.p.mtu => room
+                .saturating_sub(DATA_HEADER_LEN + ENVELOPE_MARGIN)
+                .div_euclid(2)
+                .max(1),
+            _ => room,
+        }
+    }
+
+    /// Acks wait: the peer is taken for V2Ray (no hello yet) and our last ack went
+    /// less than [`V2RAY_ACK_GAP_US`] ago. A cumulative ack that a duplicate asked
+    /// for goes at once.
+    pub(super) fn acks_held(&self) -> bool {
+        self.v2ray.is_none()
+            && !self.hello.heard
+            && !self.due.ack
+            && self
+                .times
+                .last_ack_us
+                .is_some_and(|last| self.now_us < last + V2RAY_ACK_GAP_US)
     }
 
     /// The window end for our next Ack: the real one for an mkcp peer, the shaper's

@@ -34,6 +34,8 @@ pub(super) struct Times {
     pub(super) progress_us: u64,
     /// Last time stream data moved (written, received or read).
     pub(super) last_data_us: u64,
+    /// Last Ack segment we sent (`None`: none yet).
+    pub(super) last_ack_us: Option<u64>,
     /// Last Ping or Terminate we sent (wire milliseconds).
     pub(super) last_ping_ms: WireTime,
     /// Last retransmission timeout.
@@ -101,6 +103,9 @@ pub(super) struct Hello {
     pub(super) heard: bool,
     /// The peer has heard ours: no more markers.
     pub(super) done: bool,
+    /// Last marker that went in a datagram of its own (it would have crowded out a
+    /// full-size data segment).
+    pub(super) alone_us: Option<u64>,
 }
 
 /// Anti-amplification and reachability of an accepted session (issue 11):

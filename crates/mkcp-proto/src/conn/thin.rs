@@ -71,7 +71,13 @@ impl Connection {
     /// After `number` was transmitted in the datagram being written: records it for a
     /// copy if the stream is thin. `with_ack`: the datagram carries an acknowledgement.
     pub(super) fn after_data_sent(&mut self, number: Seq, with_ack: bool) {
-        if self.send_budget().is_some() {
+        if let Some(budget) = self.send_budget() {
+            // An unproven peer's reply that its small budget cut short (see
+            // `unproven_reply_len`) goes twice: its loss would wait for more budget.
+            let first = self.send.get(number).is_some_and(|s| s.transmit == 1);
+            if first && budget < 2 * self.p.mtu {
+                self.thin.record(number, with_ack, false);
+            }
             return;
         }
         let queued = self.send.queued();
