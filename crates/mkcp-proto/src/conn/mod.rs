@@ -310,7 +310,7 @@ impl Connection {
             || self.due.ping
             || self.due.terminate
             || self.close.fin_due
-            || (!self.acks.is_empty() && !self.acks_held())
+            || !self.acks.is_empty()
             || self.thin.is_pending()
             || self.can_send_data()
     }

@@ -18,15 +18,6 @@ const UNPROVEN_ACK_RESERVE: usize = DATA_HEADER_LEN + 16;
 /// Shortest gap in acknowledgements taken for silence (µs); see `ack_silence`.
 const ACK_SILENCE_MIN_US: u64 = 10_000;
 
-/// Shortest gap between two of our ack datagrams to a peer that has not said hello
-/// (taken for V2Ray, µs). V2Ray sends only in its flush, once per TTI (50 ms by
-/// default), so acks in between only need to be there by its next flush; each one
-/// costs it a datagram to decode and a walk of its sending window (its fast-ack
-/// rule), and an ack per arrival made V2Ray spend more CPU per byte on us than on
-/// its own kind. A tenth of V2Ray's default TTI (10 and 20 ms cost goodput at 30 ms
-/// in simulation).
-pub(crate) const V2RAY_ACK_GAP_US: u64 = 5_000;
-
 /// Shortest gap between two hellos that go in datagrams of their own (µs).
 const HELLO_ALONE_GAP_US: u64 = 20_000;
 
@@ -170,9 +161,6 @@ impl Connection {
 
     /// Acknowledgements (and window updates) at the start of `buf`; returns the length.
     fn write_acks(&mut self, t: u64, buf: &mut [u8]) -> usize {
-        if self.acks_held() {
-            return 0;
-        }
         let mut w = 0;
         while !self.acks.is_empty() || self.due.ack {
             let room = buf.len() - w;
@@ -199,7 +187,6 @@ impl Connection {
             }
             self.peer.advertised_end = self.recv.window_end();
             self.due.ack = false;
-            self.times.last_ack_us = Some(t);
         }
         w
     }
@@ -366,19 +353,6 @@ impl Connection {
                 .max(1),
             _ => room,
         }
-    }
-
-    /// Acks wait: the peer is taken for V2Ray (no hello yet) and our last ack went
-    /// less than [`V2RAY_ACK_GAP_US`] ago. A cumulative ack that a duplicate asked
-    /// for goes at once.
-    pub(super) fn acks_held(&self) -> bool {
-        self.v2ray.is_none()
-            && !self.hello.heard
-            && !self.due.ack
-            && self
-                .times
-                .last_ack_us
-                .is_some_and(|last| self.now_us < last + V2RAY_ACK_GAP_US)
     }
 
     /// The window end for our next Ack: the real one for an mkcp peer, the shaper's

@@ -34,8 +34,6 @@ pub(super) struct Times {
     pub(super) progress_us: u64,
     /// Last time stream data moved (written, received or read).
     pub(super) last_data_us: u64,
-    /// Last Ack segment we sent (`None`: none yet).
-    pub(super) last_ack_us: Option<u64>,
     /// Last Ping or Terminate we sent (wire milliseconds).
     pub(super) last_ping_ms: WireTime,
     /// Last retransmission timeout.

@@ -61,8 +61,6 @@ pub(crate) enum Timer {
     Retransmit,
     /// The pacer allows the next datagram (our sender; a wake-up, no state change).
     Pacing,
-    /// Held acks may go (a peer taken for V2Ray; a wake-up, no state change).
-    AckGap,
     /// Nothing sent for the keep-alive interval: a Ping is due (our sender).
     KeepAlive,
     /// V2Ray's periodic flush, once per TTI while busy (V2Ray mode).
@@ -77,7 +75,7 @@ pub(crate) enum Timer {
 
 impl Timer {
     /// Every timer, in the order they fire when several are due at once.
-    pub(crate) const ALL: [Timer; 12] = [
+    pub(crate) const ALL: [Timer; 11] = [
         Timer::Idle,
         Timer::Unproven,
         Timer::Stall,
@@ -89,7 +87,6 @@ impl Timer {
         Timer::Retransmit,
         Timer::KeepAlive,
         Timer::Pacing,
-        Timer::AckGap,
     ];
 }
 
@@ -136,13 +133,6 @@ impl Connection {
             {
                 Some(self.times.last_send_us + u64::from(self.p.ping_ms) * 1000)
             }
-            Timer::AckGap => (!self.acks.is_empty() && self.acks_held())
-                .then(|| {
-                    self.times
-                        .last_ack_us
-                        .map(|l| l + super::output::V2RAY_ACK_GAP_US)
-                })
-                .flatten(),
             Timer::Unproven => (live && !self.peer_reachable()).then_some(UNPROVEN_US),
             Timer::Stall
                 if self.v2ray.is_none()
@@ -221,7 +211,7 @@ impl Connection {
                 });
                 self.set_state(t, State::Terminating);
             }
-            Timer::Pacing | Timer::AckGap => {}
+            Timer::Pacing => {}
         }
     }
 
