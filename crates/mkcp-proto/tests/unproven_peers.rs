@@ -238,6 +238,15 @@ fn link() -> LinkConfig {
         .queue_bytes(256 * 1024)
 }
 
+/// Runs until `client` has received `len` bytes (at most 30 s of virtual time).
+fn downloaded(net: &mut Network, client: SocketAddr, len: usize) -> bool {
+    net.run_until_cond(Duration::from_secs(30), |net| {
+        net.node::<SimPeer>(client)
+            .is_some_and(|c| c.app.received.len() >= len)
+    })
+    .unwrap()
+}
+
 /// A V2Ray client (the V2Ray model) whose first datagram is a 1-byte Data segment and
 /// that then downloads: the limit is gone once it acknowledges our first (small) data.
 #[test]
@@ -259,13 +268,10 @@ fn a_v2ray_client_with_a_one_byte_request_downloads_at_full_speed() {
     cli.ep.write(id, t0, b"?").unwrap();
     cli.pump(t0);
     net.add_node(client, cli);
-    let done = net
-        .run_until_cond(Duration::from_secs(30), |net| {
-            net.node::<SimPeer>(client)
-                .is_some_and(|c| c.app.received.len() >= reply.len())
-        })
-        .unwrap();
-    assert!(done, "download did not finish");
+    assert!(
+        downloaded(&mut net, client, reply.len()),
+        "download did not finish"
+    );
     let secs = (net.now() - t0).as_secs_f64();
     assert!(secs < 10.0, "took {secs} s");
     let c = net.node::<SimPeer>(client).unwrap();
@@ -455,12 +461,9 @@ fn a_pinging_v2ray_client_gets_its_first_bytes_even_if_the_first_reply_is_lost()
         waited < Duration::from_secs(1),
         "first bytes {waited:?} after the client's first datagram"
     );
-    let done = net
-        .run_until_cond(Duration::from_secs(30), |net| {
-            net.node::<SimPeer>(client)
-                .is_some_and(|c| c.app.received.len() >= reply.len())
-        })
-        .unwrap();
-    assert!(done, "download did not finish");
+    assert!(
+        downloaded(&mut net, client, reply.len()),
+        "download did not finish"
+    );
     assert!(net.node::<SimPeer>(client).unwrap().app.received == reply);
 }
