@@ -102,23 +102,12 @@ impl Connection {
         // A hello that leaves no room for the next full-size data segment makes a
         // datagram of its own: at most one per HELLO_ALONE_GAP_US (a bulk sender's
         // first 64 datagrams were otherwise 64 hellos in a row, then data).
-        let crowds = self
-            .next_data_len(t)
-            .is_some_and(|need| buf.len() - w < need + CMD_LEN);
-        let alone_ok = !crowds
-            || self
-                .hello
-                .alone_us
-                .is_none_or(|a| t >= a + HELLO_ALONE_GAP_US);
         if !self.hello.done
             && self.hello.sent < MAX_HELLOS
             && self.send_budget().is_none_or(|b| b >= HELLO_MIN_BUDGET)
             && buf.len() - w >= CMD_LEN
-            && alone_ok
+            && self.hello_may_go(t, buf.len() - w)
         {
-            if crowds {
-                self.hello.alone_us = Some(t);
-            }
             let cmd = if self.hello.heard {
                 CMD_HELLO_HEARD
             } else {
@@ -318,6 +307,27 @@ impl Connection {
             return false;
         };
         t > self.times.progress_us + gap && t > oldest + srtt + gap
+    }
+
+    /// Whether a hello may take `room`'s first bytes now: always if the next data
+    /// segment still fits after it; otherwise it makes a datagram of its own, at most
+    /// once per [`HELLO_ALONE_GAP_US`] (recorded here).
+    fn hello_may_go(&mut self, t: u64, room: usize) -> bool {
+        let crowds = self
+            .next_data_len(t)
+            .is_some_and(|need| room < need + CMD_LEN);
+        if !crowds {
+            return true;
+        }
+        if self
+            .hello
+            .alone_us
+            .is_some_and(|a| t < a + HELLO_ALONE_GAP_US)
+        {
+            return false;
+        }
+        self.hello.alone_us = Some(t);
+        true
     }
 
     /// Bytes of the data segment our sender would put in a datagram now (pacing and
