@@ -76,13 +76,15 @@ fn capacity(bps: f64, loss: f64) -> f64 {
 /// datagrams, with congestion off (default) and on. Before the fix: 9 % queue drops, wire 1.18x.
 #[test]
 fn four_uploads_share_one_bottleneck_fairly_without_overflowing_it() {
-    for congestion in [false, true] {
+    // Several link seeds: how the flows start decides their shares, and one seed is
+    // one sample of that (Jain 0.93-0.99 over seeds 3, 5, 7, 11, 13 on this code).
+    for (seed, congestion) in [3, 5, 7].into_iter().flat_map(|s| [(s, false), (s, true)]) {
         let mut kcp = Config::default();
         kcp.congestion = congestion;
-        let s = uploads(kcp, wan30(3), 4, Duration::from_secs(5), 20);
+        let s = uploads(kcp, wan30(seed), 4, Duration::from_secs(5), 20);
         let total: f64 = s.goodput.iter().sum();
         let report = format!(
-            "congestion {congestion}: total {:.2} MiB/s ({:.0} % of {:.2}), per flow {:?}, jain {:.3}, queue drops {} of {} ({:.2} %), wire/payload {:.3}",
+            "seed {seed}, congestion {congestion}: total {:.2} MiB/s ({:.0} % of {:.2}), per flow {:?}, jain {:.3}, queue drops {} of {} ({:.2} %), wire/payload {:.3}",
             total / 1048576.0,
             total / capacity(100e6, 0.02) * 100.0,
             capacity(100e6, 0.02) / 1048576.0,
