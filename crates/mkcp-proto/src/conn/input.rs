@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use super::recv::Accept;
+use super::send::Acked;
 use super::seq::{Seq, WireTime};
 use super::{ConnEvent, Connection, State, MAX_PEER_WINDOW};
 use crate::wire::segment::{
@@ -108,7 +109,7 @@ impl Connection {
     /// arrive in a burst would otherwise measure a rate nobody sent at (a relay's
     /// timer or a receive batch: 10.9 MB/s estimated on a 2.5 MB/s link, held by the
     /// windowed maximum and the queue overrun 30-40 % of the time).
-    pub(super) fn rate_interval_us(t: u64, info: &super::send::Acked) -> u64 {
+    pub(super) fn rate_interval_us(t: u64, info: &Acked) -> u64 {
         let ack = t.saturating_sub(info.delivered_us);
         let send = info.sent_us.saturating_sub(info.first_sent_us);
         ack.max(send)
@@ -139,23 +140,32 @@ impl Connection {
         let sample = self.send_budget().is_none();
         let (freed, newest) = self.send.ack_cumulative_sampled(rn);
         if freed > 0 {
-            self.times.progress_us = t;
-            self.cc.delivered += freed;
-            self.cc.delivered_us = t;
-            self.stats.bytes_acked += freed;
-            if let Some(info) = newest {
-                if sample {
-                    self.cc.rate.on_delivery(
-                        t,
-                        info.delivered,
-                        self.cc.delivered,
-                        Self::rate_interval_us(t, &info),
-                        self.send.in_flight_bytes() as u64,
-                    );
-                }
-                self.cc.first_sent_us = self.cc.first_sent_us.max(info.sent_us);
-            }
+            self.on_delivered(t, freed, newest.as_ref(), sample);
         }
+    }
+
+    /// Bookkeeping for `bytes` newly acknowledged at `t`: progress, the delivery
+    /// counter and the stats; with `info` (the most recently sent of the freed
+    /// segments) the start of the next send interval and, if `sample`, a
+    /// delivery-rate sample.
+    pub(super) fn on_delivered(&mut self, t: u64, bytes: u64, info: Option<&Acked>, sample: bool) {
+        self.times.progress_us = t;
+        self.cc.delivered += bytes;
+        self.cc.delivered_us = t;
+        self.stats.bytes_acked += bytes;
+        let Some(info) = info else {
+            return;
+        };
+        if sample {
+            self.cc.rate.on_delivery(
+                t,
+                info.delivered,
+                self.cc.delivered,
+                Self::rate_interval_us(t, info),
+                self.send.in_flight_bytes() as u64,
+            );
+        }
+        self.cc.first_sent_us = self.cc.first_sent_us.max(info.sent_us);
     }
 
     fn on_ack(&mut self, t: u64, a: &AckSegment<'_>) {
@@ -195,10 +205,6 @@ impl Connection {
             if earlier_copy && echoed != WireTime::ZERO {
                 spurious = true;
             }
-            self.times.progress_us = t;
-            self.cc.delivered += u64::from(info.len);
-            self.cc.delivered_us = t;
-            self.stats.bytes_acked += u64::from(info.len);
             acked_any = true;
             if !earlier_copy {
                 newest_sent = Some(newest_sent.map_or(info.sent_us, |n| n.max(info.sent_us)));
@@ -206,16 +212,7 @@ impl Connection {
             if info.transmit == 1 {
                 rtt_us = Some(t.saturating_sub(info.sent_us));
             }
-            if sample {
-                self.cc.rate.on_delivery(
-                    t,
-                    info.delivered,
-                    self.cc.delivered,
-                    Self::rate_interval_us(t, &info),
-                    self.send.in_flight_bytes() as u64,
-                );
-            }
-            self.cc.first_sent_us = self.cc.first_sent_us.max(info.sent_us);
+            self.on_delivered(t, u64::from(info.len), Some(&info), sample);
         }
         self.apply_cumulative(t, Seq::from(a.receiving_next));
         let now_ms = Self::ms(t);

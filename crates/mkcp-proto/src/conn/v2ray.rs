@@ -186,19 +186,8 @@ impl Connection {
         for k in a.numbers.iter().map(Seq::from) {
             let removed = match self.send.ack_number(k) {
                 Some(info) => {
-                    self.times.progress_us = t;
-                    self.cc.delivered += u64::from(info.len);
-                    self.cc.delivered_us = t;
-                    self.stats.bytes_acked += u64::from(info.len);
                     // V2Ray has no rate model; ours still measures, for the stats.
-                    self.cc.rate.on_delivery(
-                        t,
-                        info.delivered,
-                        self.cc.delivered,
-                        Self::rate_interval_us(t, &info),
-                        self.send.in_flight_bytes() as u64,
-                    );
-                    self.cc.first_sent_us = self.cc.first_sent_us.max(info.sent_us);
+                    self.on_delivered(t, u64::from(info.len), Some(&info), true);
                     true
                 }
                 None => false,
