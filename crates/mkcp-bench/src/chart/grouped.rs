@@ -8,7 +8,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use crate::args::{Direction, KcpVariant, LinkScenario, PairKind, Workload};
 use crate::report::Summary;
 
-use super::{bar_panel, colour, err};
+use super::{bar_panel, colour, err, legend_entry};
 
 /// One bar of a [`Panel`].
 struct Bar {
@@ -290,19 +290,7 @@ fn render_panels(
         }
         for (i, p) in pairs.iter().enumerate() {
             let x = 10 + 170 * i as i32;
-            legend
-                .draw(&Rectangle::new(
-                    [(x, 8), (x + 14, 22)],
-                    pair_colour(*p).filled(),
-                ))
-                .map_err(err)?;
-            legend
-                .draw(&Text::new(
-                    p.arrow(),
-                    (x + 20, 8),
-                    ("sans-serif", 13).into_font().color(&BLACK),
-                ))
-                .map_err(err)?;
+            legend_entry(&legend, (x, 8), pair_colour(*p), &p.arrow())?;
         }
         legend
             .draw(&Text::new(

@@ -290,19 +290,7 @@ pub fn render(metric: &Metric, summaries: &[Summary]) -> Result<String> {
         }
         for (i, p) in pairs.iter().enumerate() {
             let x = 10 + 170 * i as i32;
-            legend
-                .draw(&Rectangle::new(
-                    [(x, 8), (x + 14, 22)],
-                    colour(*p, Direction::Up).filled(),
-                ))
-                .map_err(err)?;
-            legend
-                .draw(&Text::new(
-                    p.arrow(),
-                    (x + 20, 8),
-                    ("sans-serif", 13).into_font().color(&BLACK),
-                ))
-                .map_err(err)?;
+            legend_entry(&legend, (x, 8), colour(*p, Direction::Up), &p.arrow())?;
         }
         let grey = RGBColor(0x60, 0x60, 0x60);
         for (i, d) in directions.iter().enumerate() {
@@ -311,16 +299,7 @@ pub fn render(metric: &Metric, summaries: &[Summary]) -> Result<String> {
                 Direction::Up => grey,
                 Direction::Down => lighten(grey),
             };
-            legend
-                .draw(&Rectangle::new([(x, 32), (x + 14, 46)], swatch.filled()))
-                .map_err(err)?;
-            legend
-                .draw(&Text::new(
-                    direction_label(*d),
-                    (x + 20, 32),
-                    ("sans-serif", 13).into_font().color(&BLACK),
-                ))
-                .map_err(err)?;
+            legend_entry(&legend, (x, 32), swatch, direction_label(*d))?;
         }
         root.present().map_err(err)?;
     }
@@ -358,6 +337,27 @@ fn bar_panel<'a, 'b>(
         .draw()
         .map_err(err)?;
     Ok(chart)
+}
+
+/// One legend entry at `at`: a colour swatch and its label.
+fn legend_entry(
+    legend: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    at: (i32, i32),
+    swatch: RGBColor,
+    label: &str,
+) -> Result<()> {
+    let (x, y) = at;
+    legend
+        .draw(&Rectangle::new([(x, y), (x + 14, y + 14)], swatch.filled()))
+        .map_err(err)?;
+    legend
+        .draw(&Text::new(
+            label.to_string(),
+            (x + 20, y),
+            ("sans-serif", 13).into_font().color(&BLACK),
+        ))
+        .map_err(err)?;
+    Ok(())
 }
 
 fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
