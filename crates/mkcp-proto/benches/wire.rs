@@ -6,6 +6,9 @@
 //!
 //! * `envelope/legacy/{seal,open}`: V2Ray's FNV-1a + xor envelope around a 1350-byte
 //!   datagram (1344 bytes of plaintext).
+//! * `envelope4/legacy/{seal,open}_many`: the same for four such datagrams at once
+//!   (`legacy_seal_many` / `legacy_open_many`, the hashes side by side); throughput in
+//!   bytes of the four datagrams, so it compares per byte with the single ones.
 //! * `envelope/aes-128-gcm/{seal,open}`: AES-128-GCM around a 1350-byte datagram (1322
 //!   bytes of plaintext, random nonce per seal).
 //! * `codec/legacy/seal+open`: the whole `Codec` path (no header) for one datagram.
@@ -20,7 +23,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use mkcp_proto::wire::envelope::{legacy_open, legacy_seal, LEGACY_OVERHEAD};
+use mkcp_proto::wire::envelope::{
+    legacy_open, legacy_open_many, legacy_seal, legacy_seal_many, LEGACY_LANES, LEGACY_OVERHEAD,
+};
 use mkcp_proto::wire::segment::{AckNumbers, AckSegment, DataSegment, Segment};
 use mkcp_proto::wire::{segments, Codec, Envelope, HeaderKind, Security};
 use rand::rngs::StdRng;
@@ -54,6 +59,42 @@ fn envelopes(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+
+    // Four legacy datagrams at once (a batch of full-size segments).
+    drop(g);
+    let mut g = c.benchmark_group("envelope4");
+    g.throughput(Throughput::Bytes((LEGACY_LANES * DATAGRAM) as u64));
+    let mut bufs: Vec<Vec<u8>> = (0..LEGACY_LANES as u64)
+        .map(|i| random(DATAGRAM, 10 + i))
+        .collect();
+    g.bench_function("legacy/seal_many", |b| {
+        b.iter(|| {
+            let mut refs: [&mut [u8]; LEGACY_LANES] = [&mut [], &mut [], &mut [], &mut []];
+            for (r, buf) in refs.iter_mut().zip(bufs.iter_mut()) {
+                *r = buf;
+            }
+            legacy_seal_many(black_box(&mut refs)).expect("seal")
+        })
+    });
+    let sealed4 = bufs.clone();
+    g.bench_function("legacy/open_many", |b| {
+        b.iter_batched_ref(
+            || sealed4.clone(),
+            |d| {
+                let mut refs: [&mut [u8]; LEGACY_LANES] = [&mut [], &mut [], &mut [], &mut []];
+                for (r, buf) in refs.iter_mut().zip(d.iter_mut()) {
+                    *r = buf;
+                }
+                let mut results: [Result<(), _>; LEGACY_LANES] = std::array::from_fn(|_| Ok(()));
+                legacy_open_many(black_box(&mut refs), &mut results);
+                results.iter().filter(|r| r.is_ok()).count()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    drop(g);
+    let mut g = c.benchmark_group("envelope");
+    g.throughput(Throughput::Bytes(DATAGRAM as u64));
 
     // AES-128-GCM: 12-byte nonce, plaintext, 16-byte tag.
     let gcm = Envelope::new(&Security::AesGcm {

@@ -602,3 +602,93 @@ proptest! {
         }
     }
 }
+
+// ------------------------------------ grouped legacy envelope against the single one
+
+/// A group of datagrams: mostly of one length (a batch of full-size segments), some of
+/// other lengths, some shorter than the envelope.
+fn datagram_group() -> impl Strategy<Value = Vec<Vec<u8>>> {
+    (
+        0usize..1400,
+        proptest::collection::vec((any::<bool>(), 0usize..1400, any::<u8>()), 0..10),
+    )
+        .prop_map(|(common, specs)| {
+            specs
+                .into_iter()
+                .enumerate()
+                .map(|(i, (same, len, fill))| {
+                    let len = if same { common } else { len };
+                    (0..len)
+                        .map(|j| (j as u8).wrapping_mul(31) ^ fill ^ i as u8)
+                        .collect()
+                })
+                .collect()
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn legacy_seal_many_equals_one_at_a_time(
+        plaintexts in datagram_group().prop_map(|g| {
+            g.into_iter().map(|mut p| { p.truncate(1400); p }).collect::<Vec<_>>()
+        }),
+    ) {
+        use mkcp_proto::wire::envelope::{legacy_seal, legacy_seal_many};
+        let mut one: Vec<Vec<u8>> = Vec::new();
+        for p in &plaintexts {
+            let mut buf = vec![0u8; 6];
+            buf.extend_from_slice(p);
+            legacy_seal(&mut buf, p.len()).expect("seal");
+            one.push(buf);
+        }
+        let mut many: Vec<Vec<u8>> = plaintexts
+            .iter()
+            .map(|p| [&[0xEEu8; 6][..], p].concat())
+            .collect();
+        let mut refs: Vec<&mut [u8]> = many.iter_mut().map(|b| &mut b[..]).collect();
+        legacy_seal_many(&mut refs).expect("seal many");
+        prop_assert_eq!(many, one);
+    }
+
+    #[test]
+    fn legacy_open_many_equals_one_at_a_time(
+        group in datagram_group(),
+        seal in proptest::collection::vec(any::<bool>(), 10),
+        flip in proptest::collection::vec(any::<Option<proptest::sample::Index>>(), 10),
+    ) {
+        use mkcp_proto::wire::envelope::{legacy_open, legacy_open_many, legacy_seal};
+        // Some datagrams sealed (valid, or with one bit flipped), others arbitrary bytes.
+        let inputs: Vec<Vec<u8>> = group
+            .into_iter()
+            .enumerate()
+            .map(|(i, bytes)| {
+                if !seal[i] {
+                    return bytes;
+                }
+                let mut buf = vec![0u8; 6];
+                buf.extend_from_slice(&bytes);
+                legacy_seal(&mut buf, bytes.len()).expect("seal");
+                if let Some(at) = &flip[i] {
+                    let at = at.index(buf.len());
+                    buf[at] ^= 0x10;
+                }
+                buf
+            })
+            .collect();
+        let mut expected = Vec::new();
+        let mut opened_one = Vec::new();
+        for input in &inputs {
+            let mut buf = input.clone();
+            expected.push(legacy_open(&mut buf).map(|_| ()));
+            opened_one.push(buf);
+        }
+        let mut many = inputs.clone();
+        let mut refs: Vec<&mut [u8]> = many.iter_mut().map(|b| &mut b[..]).collect();
+        let mut results = vec![Ok(()); refs.len()];
+        legacy_open_many(&mut refs, &mut results);
+        prop_assert_eq!(results, expected);
+        prop_assert_eq!(many, opened_one);
+    }
+}

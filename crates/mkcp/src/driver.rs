@@ -165,6 +165,6 @@ impl Driver {
 /// Feeds every received datagram to the endpoint.
 fn feed(inner: &mut Inner, rx: &mut crate::udp::RxBatch, now: std::time::Instant) {
     if !rx.is_empty() {
-        rx.for_each(|peer, datagram| inner.endpoint.handle_datagram(now, peer, datagram));
+        inner.endpoint.handle_datagrams(now, rx.drain());
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! * **Receive**: `recvmmsg` fills up to [`quinn_udp::BATCH_SIZE`] slots per call, and with
 //!   UDP GRO (Linux) the kernel may put several datagrams of one sender into one slot
-//!   (`stride` bytes each, the last possibly shorter), which [`RxBatch::for_each`] splits
+//!   (`stride` bytes each, the last possibly shorter), which [`RxBatch::drain`] splits
 //!   again. Slots are big enough for a full GRO train, so nothing is truncated.
 //! * **Send**: a flush is packed back to back in one buffer; each run of datagrams to the
 //!   same destination and of the same size (the last of a run may be shorter) goes out in
@@ -22,9 +22,10 @@ use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use mkcp_proto::endpoint::Transmit;
 use mkcp_proto::wire::MAX_DATAGRAM;
 use mkcp_proto::Endpoint;
-use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState, BATCH_SIZE};
+use quinn_udp::{RecvMeta, Transmit as UdpTransmit, UdpSockRef, UdpSocketState, BATCH_SIZE};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
@@ -146,12 +147,18 @@ impl UdpIo {
         let mut start = 0;
         let mut offset = 0;
         while start < tx.meta.len() {
-            let (dest, size) = tx.meta[start];
+            let Transmit {
+                destination: dest,
+                len: size,
+            } = tx.meta[start];
             // The run: same destination, same size, the last possibly shorter.
             let mut end = start + 1;
             let mut bytes = size;
             while size > 0 && end < tx.meta.len() && end - start < max_segments {
-                let (d, n) = tx.meta[end];
+                let Transmit {
+                    destination: d,
+                    len: n,
+                } = tx.meta[end];
                 if d != dest || n > size || bytes + n > MAX_UDP_PAYLOAD {
                     break;
                 }
@@ -161,7 +168,7 @@ impl UdpIo {
                     break;
                 }
             }
-            let transmit = Transmit {
+            let transmit = UdpTransmit {
                 destination: dest,
                 ecn: None,
                 contents: &tx.buf[offset..offset + bytes],
@@ -175,7 +182,7 @@ impl UdpIo {
         tx.clear();
     }
 
-    async fn send_one(&self, transmit: &Transmit<'_>) {
+    async fn send_one(&self, transmit: &UdpTransmit<'_>) {
         loop {
             let r = self.socket.try_io(Interest::WRITABLE, || {
                 self.state
@@ -231,16 +238,19 @@ pub(crate) struct RxBatch {
 }
 
 impl RxBatch {
-    /// Hands every received datagram to `f` (in arrival order), then empties the batch.
-    pub(crate) fn for_each(&mut self, mut f: impl FnMut(SocketAddr, &mut [u8])) {
-        let slots = self.buf.chunks_mut(self.slot);
-        for (meta, slot) in self.meta[..self.filled].iter().zip(slots) {
-            let data = &mut slot[..meta.len.min(self.slot)];
-            for datagram in data.chunks_mut(meta.stride.max(1)) {
-                f(meta.addr, datagram);
-            }
-        }
-        self.filled = 0;
+    /// Every received datagram with its source, in arrival order; empties the batch.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = (SocketAddr, &mut [u8])> {
+        let filled = std::mem::take(&mut self.filled);
+        let slot = self.slot;
+        self.meta[..filled]
+            .iter()
+            .zip(self.buf.chunks_mut(slot))
+            .flat_map(move |(meta, buf)| {
+                let addr = meta.addr;
+                buf[..meta.len.min(slot)]
+                    .chunks_mut(meta.stride.max(1))
+                    .map(move |datagram| (addr, datagram))
+            })
     }
 
     /// True when nothing is waiting.
@@ -253,7 +263,7 @@ impl RxBatch {
 pub(crate) struct TxBatch {
     buf: Vec<u8>,
     /// Destination and length of each datagram, in buffer order.
-    meta: Vec<(SocketAddr, usize)>,
+    meta: Vec<Transmit>,
     /// Bytes used in `buf`.
     len: usize,
 }
@@ -281,20 +291,16 @@ impl TxBatch {
         now: std::time::Instant,
         max_bytes: usize,
     ) -> bool {
-        while self.meta.len() < TX_BATCH {
-            if self.len >= max_bytes {
-                return true;
-            }
-            let slot = &mut self.buf[self.len..self.len + MAX_DATAGRAM];
-            match endpoint.poll_transmit(now, slot) {
-                Some(t) => {
-                    self.meta.push((t.destination, t.len));
-                    self.len += t.len;
-                }
-                None => return false,
-            }
-        }
-        true
+        let room = TX_BATCH - self.meta.len();
+        let before = self.meta.len();
+        self.len += endpoint.poll_transmits(
+            now,
+            &mut self.buf[self.len..],
+            room,
+            max_bytes.saturating_sub(self.len),
+            &mut self.meta,
+        );
+        self.meta.len() - before == room || self.len >= max_bytes
     }
 
     /// True when nothing is waiting.
@@ -323,7 +329,10 @@ mod tests {
         /// Queues `bytes` for `dest` as if the endpoint had produced it.
         fn push(&mut self, dest: SocketAddr, bytes: &[u8]) {
             self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-            self.meta.push((dest, bytes.len()));
+            self.meta.push(Transmit {
+                destination: dest,
+                len: bytes.len(),
+            });
             self.len += bytes.len();
         }
     }
@@ -408,7 +417,7 @@ mod tests {
             while got.len() < want.len() {
                 receiver.readable().await.expect("readable");
                 receiver.try_recv(&mut rx);
-                rx.for_each(|_, d| got.push(d.to_vec()));
+                got.extend(rx.drain().map(|(_, d)| d.to_vec()));
             }
         };
         tokio::time::timeout(Duration::from_secs(10), receive)

@@ -23,6 +23,7 @@ use crate::wire::segment::{Segment, CMD_LEN};
 use crate::wire::{segments, Codec, MAX_DATAGRAM};
 
 mod app;
+mod batch;
 mod types;
 
 /// Most sources of invalid datagrams remembered between two reports.
@@ -202,17 +203,29 @@ impl Endpoint {
     }
 
     /// Feeds one received datagram (opened in place, so `data` is scratch afterwards).
+    /// A runtime that receives several at a time should use
+    /// [`Endpoint::handle_datagrams`], which is cheaper per datagram.
     pub fn handle_datagram(&mut self, now: Instant, peer: SocketAddr, data: &mut [u8]) {
-        self.stats.datagrams_received += 1;
         let wire_len = data.len();
+        let opened = self.codec.open(data).map_err(drop);
+        self.handle_opened(now, peer, wire_len, opened);
+    }
+
+    /// Handles a received datagram of `wire_len` bytes once its envelope is opened:
+    /// its plaintext, or `Err` when it failed authentication or decoding.
+    fn handle_opened(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        wire_len: usize,
+        opened: Result<&[u8], ()>,
+    ) {
+        self.stats.datagrams_received += 1;
         self.stats.wire_bytes_received += wire_len as u64;
-        let plaintext = match self.codec.open(data) {
-            Ok(p) => p,
-            Err(_) => {
-                self.stats.dropped_invalid += 1;
-                Self::note_invalid(&mut self.invalid_sources, peer);
-                return;
-            }
+        let Ok(plaintext) = opened else {
+            self.stats.dropped_invalid += 1;
+            Self::note_invalid(&mut self.invalid_sources, peer);
+            return;
         };
         let Some(first) = segments(plaintext).next() else {
             self.stats.dropped_invalid += 1;
@@ -371,8 +384,23 @@ impl Endpoint {
     }
 
     /// The next datagram to send, sealed into `buf` (give it at least
-    /// [`MAX_DATAGRAM`] bytes). Round-robin across connections.
+    /// [`MAX_DATAGRAM`] bytes). Round-robin across connections. A runtime that sends
+    /// several at a time should use [`Endpoint::poll_transmits`], which is cheaper per
+    /// datagram.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        let (t, pending) = self.next_transmit(now, buf, false)?;
+        debug_assert!(!pending);
+        Some(t)
+    }
+
+    /// The next datagram to send, in `buf`; with `defer`, a legacy envelope may be left
+    /// for [`Codec::finish_seals`] (then the flag returned is true).
+    fn next_transmit(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        defer: bool,
+    ) -> Option<(Transmit, bool)> {
         let off = self.codec.plaintext_offset();
         let suffix = self.codec.envelope().suffix_len();
         let end = buf
@@ -411,8 +439,13 @@ impl Endpoint {
             match e.conn.poll_transmit(now, &mut buf[off..limit]) {
                 Some(len) => {
                     let peer = e.peer;
-                    match self.codec.seal(buf, len) {
-                        Ok(n) => {
+                    let sealed = if defer {
+                        self.codec.seal_deferred(buf, len)
+                    } else {
+                        self.codec.seal(buf, len).map(|n| (n, false))
+                    };
+                    match sealed {
+                        Ok((n, pending)) => {
                             if let Some(Some(e)) = self.slots.get_mut(index as usize) {
                                 e.conn.count_wire(n, 0);
                             }
@@ -421,10 +454,11 @@ impl Endpoint {
                             // Round robin: this connection goes to the back.
                             self.ready.pop_front();
                             self.ready.push_back(index);
-                            return Some(Transmit {
+                            let t = Transmit {
                                 destination: peer,
                                 len: n,
-                            });
+                            };
+                            return Some((t, pending));
                         }
                         Err(_) => {
                             if let Some(Some(e)) = self.slots.get_mut(index as usize) {

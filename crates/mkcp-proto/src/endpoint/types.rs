@@ -107,7 +107,8 @@ pub enum EndpointError {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EndpointStats {
-    /// Datagrams handed to [`Endpoint::handle_datagram`](super::Endpoint::handle_datagram).
+    /// Datagrams handed to [`Endpoint::handle_datagram`](super::Endpoint::handle_datagram)
+    /// or [`Endpoint::handle_datagrams`](super::Endpoint::handle_datagrams).
     pub datagrams_received: u64,
     /// Dropped: failed authentication/decoding or held no segment.
     pub dropped_invalid: u64,
@@ -129,7 +130,8 @@ pub struct EndpointStats {
     pub transmits_budget_limited: u64,
     /// Sessions created (accepted or dialed).
     pub sessions_created: u64,
-    /// Datagrams produced by [`Endpoint::poll_transmit`](super::Endpoint::poll_transmit).
+    /// Datagrams produced by [`Endpoint::poll_transmit`](super::Endpoint::poll_transmit)
+    /// or [`Endpoint::poll_transmits`](super::Endpoint::poll_transmits).
     pub datagrams_sent: u64,
     /// Bytes sent on the wire.
     pub wire_bytes_sent: u64,

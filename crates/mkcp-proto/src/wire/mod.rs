@@ -19,6 +19,8 @@ pub use envelope::{Envelope, Security};
 pub use header::{Header, HeaderKind};
 pub use segment::{segments, AckNumbers, AckSegment, CmdSegment, DataSegment, Segment, Segments};
 
+use std::ops::Range;
+
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -174,21 +176,129 @@ impl Codec {
         Ok(h + n)
     }
 
+    /// Like [`Codec::seal`], but with the legacy envelope it writes only the header and
+    /// the checks pass: the checksum and the cascade are left to [`Codec::finish_seals`],
+    /// which does several datagrams side by side. Returns the datagram length and whether
+    /// it still needs finishing (never with AES-GCM or raw, which are sealed here).
+    pub(crate) fn seal_deferred(
+        &mut self,
+        buf: &mut [u8],
+        plaintext_len: usize,
+    ) -> Result<(usize, bool), WireError> {
+        if *self.envelope.security() != Security::Legacy {
+            return self.seal(buf, plaintext_len).map(|n| (n, false));
+        }
+        let h = self.header_len();
+        let total = self.overhead() + plaintext_len;
+        if total > MAX_DATAGRAM {
+            return Err(WireError::TooLong { len: total });
+        }
+        if buf.len() < total {
+            return Err(WireError::BufferTooSmall {
+                needed: total,
+                available: buf.len(),
+            });
+        }
+        self.header.write(&mut buf[..h], &mut self.rng);
+        Ok((total, true))
+    }
+
+    /// Finishes the legacy seal of `datagrams`, each exactly as long as
+    /// [`Codec::seal_deferred`] said, their checksums side by side. The slices are
+    /// shortened to the envelopes in the process.
+    pub(crate) fn finish_seals(&self, datagrams: &mut [&mut [u8]]) {
+        let h = self.header_len();
+        for d in datagrams.iter_mut() {
+            let whole = std::mem::take(d);
+            *d = &mut whole[h..];
+        }
+        // Cannot fail: seal_deferred checked every length (at most MAX_DATAGRAM).
+        let sealed = envelope::legacy_seal_many(datagrams);
+        debug_assert!(sealed.is_ok(), "{sealed:?}");
+    }
+
+    /// Opens several received datagrams in place, as [`Codec::open`] does each, the
+    /// legacy envelope's checksums [`envelope::LEGACY_LANES`] at a time side by side:
+    /// `results[i]` is where `datagrams[i]`'s plaintext is, or why it is invalid. Only
+    /// the first `min(datagrams.len(), results.len())` datagrams are opened.
+    pub fn open_many(
+        &self,
+        datagrams: &mut [&mut [u8]],
+        results: &mut [Result<Range<usize>, WireError>],
+    ) {
+        let n = datagrams.len().min(results.len());
+        let (datagrams, results) = (&mut datagrams[..n], &mut results[..n]);
+        if *self.envelope.security() != Security::Legacy {
+            for (d, r) in datagrams.iter_mut().zip(results.iter_mut()) {
+                let len = d.len();
+                *r = self.open(d).map(|_| self.plaintext_range(len));
+            }
+            return;
+        }
+        let h = self.header_len();
+        let lanes = envelope::LEGACY_LANES;
+        for (group, results) in datagrams.chunks_mut(lanes).zip(results.chunks_mut(lanes)) {
+            let count = group.len();
+            let mut bodies: [&mut [u8]; envelope::LEGACY_LANES] = Default::default();
+            let mut opened: [Result<(), WireError>; envelope::LEGACY_LANES] =
+                std::array::from_fn(|_| Ok(()));
+            for ((d, body), r) in group
+                .iter_mut()
+                .zip(bodies.iter_mut())
+                .zip(results.iter_mut())
+            {
+                let len = d.len();
+                *r = self.check_len(len).map(|()| self.plaintext_range(len));
+                if r.is_ok() {
+                    *body = &mut d[h..];
+                }
+            }
+            envelope::legacy_open_many(&mut bodies[..count], &mut opened);
+            for (r, o) in results.iter_mut().zip(opened) {
+                if r.is_ok() {
+                    if let Err(e) = o {
+                        *r = Err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Where the plaintext of a valid received datagram of `len` bytes is.
+    fn plaintext_range(&self, len: usize) -> Range<usize> {
+        self.plaintext_offset()..len - self.envelope.suffix_len()
+    }
+
+    /// The length checks of [`Codec::open`] before the envelope's.
+    fn check_header_len(&self, len: usize) -> Result<(), WireError> {
+        let h = self.header_len();
+        if len > MAX_DATAGRAM {
+            return Err(WireError::TooLong { len });
+        }
+        if len <= h {
+            return Err(WireError::TooShort { len, min: h });
+        }
+        Ok(())
+    }
+
+    /// [`Codec::check_header_len`], then the legacy envelope's floor (as
+    /// [`Envelope::open`] applies it).
+    fn check_len(&self, len: usize) -> Result<(), WireError> {
+        self.check_header_len(len)?;
+        let h = self.header_len();
+        if *self.envelope.security() == Security::Legacy && len - h <= envelope::LEGACY_OVERHEAD {
+            return Err(WireError::TooShort {
+                len: len - h,
+                min: envelope::LEGACY_OVERHEAD,
+            });
+        }
+        Ok(())
+    }
+
     /// Opens a received datagram in place and returns the plaintext (PROTOCOL.md §1.6).
     pub fn open<'a>(&self, datagram: &'a mut [u8]) -> Result<&'a [u8], WireError> {
-        let h = self.header_len();
-        if datagram.len() > MAX_DATAGRAM {
-            return Err(WireError::TooLong {
-                len: datagram.len(),
-            });
-        }
-        if datagram.len() <= h {
-            return Err(WireError::TooShort {
-                len: datagram.len(),
-                min: h,
-            });
-        }
-        self.envelope.open(&mut datagram[h..])
+        self.check_header_len(datagram.len())?;
+        self.envelope.open(&mut datagram[self.header_len()..])
     }
 
     /// The envelope in use.

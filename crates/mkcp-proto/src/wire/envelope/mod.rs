@@ -13,6 +13,12 @@ use sha2::{Digest, Sha256};
 
 use super::WireError;
 
+mod legacy;
+
+pub use legacy::{
+    fnv1a32, legacy_open, legacy_open_many, legacy_seal, legacy_seal_many, LEGACY_LANES,
+};
+
 /// Which envelope is used; both peers must agree. `Debug` redacts the seed.
 #[derive(Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -84,45 +90,6 @@ pub const LEGACY_OVERHEAD: usize = 6;
 pub const GCM_NONCE_LEN: usize = 12;
 /// GCM tag length.
 pub const GCM_TAG_LEN: usize = 16;
-
-/// FNV-1a offset basis.
-const FNV_BASIS: u32 = 0x811C_9DC5;
-/// FNV-1a prime.
-const FNV_PRIME: u32 = 0x0100_0193;
-
-/// FNV-1a, 32 bits.
-///
-/// FNV-1a is serial per byte (each step is an xor and a multiply on the previous
-/// state), so it runs at the multiplier's latency (about 4 cycles a byte) whatever is
-/// done; the loop has no bounds checks, and the legacy envelope runs its xor cascade
-/// inside the same loop, in the multiplier's shadow.
-pub fn fnv1a32(bytes: &[u8]) -> u32 {
-    fnv_bytes(FNV_BASIS, bytes)
-}
-
-/// Feeds `bytes` to FNV-1a one at a time.
-#[inline(always)]
-fn fnv_bytes(mut h: u32, bytes: &[u8]) -> u32 {
-    for &b in bytes {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(FNV_PRIME);
-    }
-    h
-}
-
-/// Eight bytes as a little-endian word (`chunk` comes from `chunks_exact(8)`).
-#[inline(always)]
-fn load(chunk: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(chunk);
-    u64::from_le_bytes(w)
-}
-
-/// Both 32-bit lanes of a word set to `lane`.
-#[inline(always)]
-fn broadcast(lane: u32) -> u64 {
-    u64::from(lane) | (u64::from(lane) << 32)
-}
 
 /// Derives the AES-128 key from a seed: SHA-256(seed)[0..16].
 pub fn seed_key(seed: &str) -> [u8; 16] {
@@ -274,104 +241,4 @@ impl Envelope {
             }
         }
     }
-}
-
-/// Legacy seal in place: `buf` = 6 free bytes + plaintext (exactly).
-///
-/// The envelope is `hash(4, big-endian) | length(2, big-endian) | plaintext`, then the
-/// xor cascade `c[i] = p[i] ^ c[i - 4]` for `i >= 4`: four interleaved prefix xors, one
-/// per byte lane of a 32-bit word. It runs a word (two lanes) at a time: within a word
-/// the high lane takes the low one (`x ^ x << 32`), and every word takes the carry of the
-/// word before. The hash is only known once every byte has been read, so the one loop
-/// hashes and computes the cascade as if the hash were zero, and a second, fully parallel
-/// pass xors the hash into every lane (it is a common term of every prefix).
-pub fn legacy_seal(buf: &mut [u8], plaintext_len: usize) -> Result<(), WireError> {
-    let len = u16::try_from(plaintext_len)
-        .map_err(|_| WireError::PayloadTooLarge { len: plaintext_len })?;
-    if buf.len() != plaintext_len + LEGACY_OVERHEAD {
-        return Err(WireError::BufferTooSmall {
-            needed: plaintext_len + LEGACY_OVERHEAD,
-            available: buf.len(),
-        });
-    }
-    let (head, body) = buf.split_at_mut(4);
-    body[..2].copy_from_slice(&len.to_be_bytes());
-
-    // Pass 1: hash, and the cascade with a zero hash.
-    let mut h = FNV_BASIS;
-    let mut carry = 0u64;
-    let mut chunks = body.chunks_exact_mut(8);
-    for chunk in &mut chunks {
-        h = fnv_bytes(h, chunk);
-        let x = load(chunk);
-        let y = x ^ (x << 32) ^ carry;
-        carry = broadcast((y >> 32) as u32);
-        chunk.copy_from_slice(&y.to_le_bytes());
-    }
-    let tail = chunks.into_remainder();
-    h = fnv_bytes(h, tail);
-    let mut prev = ((carry >> 32) as u32).to_le_bytes();
-    for (j, b) in tail.iter_mut().enumerate() {
-        *b ^= prev[j % 4];
-        prev[j % 4] = *b;
-    }
-
-    // Pass 2: the hash goes in front and into every lane.
-    let hash = h.to_be_bytes();
-    head.copy_from_slice(&hash);
-    let lanes = broadcast(u32::from_le_bytes(hash));
-    let mut chunks = body.chunks_exact_mut(8);
-    for chunk in &mut chunks {
-        let y = load(chunk) ^ lanes;
-        chunk.copy_from_slice(&y.to_le_bytes());
-    }
-    for (j, b) in chunks.into_remainder().iter_mut().enumerate() {
-        *b ^= hash[j % 4];
-    }
-    Ok(())
-}
-
-/// Legacy open in place; returns the plaintext slice.
-///
-/// Undoing the cascade is fully parallel (`p[i] = c[i] ^ c[i - 4]`, ciphertext on both
-/// sides), so it runs a word at a time inside the hash loop.
-pub fn legacy_open(buf: &mut [u8]) -> Result<&[u8], WireError> {
-    if buf.len() < LEGACY_OVERHEAD {
-        return Err(WireError::TooShort {
-            len: buf.len(),
-            min: LEGACY_OVERHEAD - 1,
-        });
-    }
-    let (head, body) = buf.split_at_mut(4);
-    let declared_hash = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
-
-    // The ciphertext lane before the current word.
-    let mut prev = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
-    let mut h = FNV_BASIS;
-    let mut chunks = body.chunks_exact_mut(8);
-    for chunk in &mut chunks {
-        let x = load(chunk);
-        let p = x ^ ((x << 32) | u64::from(prev));
-        prev = (x >> 32) as u32;
-        chunk.copy_from_slice(&p.to_le_bytes());
-        h = fnv_bytes(h, chunk);
-    }
-    let tail = chunks.into_remainder();
-    let mut cipher = [0u8; 12];
-    cipher[..4].copy_from_slice(&prev.to_le_bytes());
-    cipher[4..4 + tail.len()].copy_from_slice(tail);
-    for (j, b) in tail.iter_mut().enumerate() {
-        *b ^= cipher[j];
-    }
-    h = fnv_bytes(h, tail);
-
-    if declared_hash != h {
-        return Err(WireError::ChecksumMismatch);
-    }
-    let declared = usize::from(u16::from_be_bytes([body[0], body[1]]));
-    let actual = body.len() - 2;
-    if declared != actual {
-        return Err(WireError::LengthMismatch { declared, actual });
-    }
-    Ok(&buf[LEGACY_OVERHEAD..])
 }
