@@ -6,9 +6,8 @@
 //!   nonce per datagram, 16-byte tag, no associated data. 28 bytes of overhead.
 //! * **Raw** (Xray >= 26.1.31 without an envelope mask): the segments as they are.
 
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::{Aes128Gcm, KeyInit, Nonce, Tag};
 use rand::RngCore;
+use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_128_GCM};
 use sha2::{Digest, Sha256};
 
 use super::WireError;
@@ -103,7 +102,8 @@ pub fn seed_key(seed: &str) -> [u8; 16] {
 #[derive(Clone)]
 pub struct Envelope {
     security: Security,
-    cipher: Option<Box<Aes128Gcm>>,
+    /// The AES-128-GCM key (ring's: 3-4 times faster than the RustCrypto crates here).
+    cipher: Option<Box<LessSafeKey>>,
 }
 
 impl std::fmt::Debug for Envelope {
@@ -118,7 +118,9 @@ impl Envelope {
     /// Prepares the envelope for `security`.
     pub fn new(security: &Security) -> Envelope {
         let cipher = match security {
-            Security::AesGcm { seed } => Some(Box::new(Aes128Gcm::new(&seed_key(seed).into()))),
+            Security::AesGcm { seed } => UnboundKey::new(&AES_128_GCM, &seed_key(seed))
+                .ok()
+                .map(|key| Box::new(LessSafeKey::new(key))),
             _ => None,
         };
         Envelope {
@@ -186,14 +188,20 @@ impl Envelope {
             (Security::AesGcm { .. }, Some(cipher)) => {
                 let (nonce, rest) = buf.split_at_mut(GCM_NONCE_LEN);
                 fill_nonce(nonce);
+                let nonce = Nonce::try_assume_unique_for_key(nonce)
+                    .map_err(|_| WireError::PayloadTooLarge { len: plaintext_len })?;
                 let (body, tag_out) = rest.split_at_mut(plaintext_len);
                 let tag = cipher
-                    .encrypt_in_place_detached(Nonce::from_slice(nonce), b"", body)
+                    .seal_in_place_separate_tag(nonce, Aad::empty(), body)
                     .map_err(|_| WireError::PayloadTooLarge { len: plaintext_len })?;
-                tag_out[..GCM_TAG_LEN].copy_from_slice(&tag);
+                tag_out[..GCM_TAG_LEN].copy_from_slice(tag.as_ref());
             }
             (Security::Raw, _) => {}
-            _ => legacy_seal(&mut buf[..total], plaintext_len)?,
+            (Security::Legacy, _) => legacy_seal(&mut buf[..total], plaintext_len)?,
+            // Unreachable: a 16-byte key is always a valid AES-128 key.
+            (Security::AesGcm { .. }, None) => {
+                return Err(WireError::PayloadTooLarge { len: plaintext_len })
+            }
         }
         Ok(total)
     }
@@ -212,15 +220,13 @@ impl Envelope {
                     });
                 }
                 let (nonce, rest) = body.split_at_mut(GCM_NONCE_LEN);
+                let nonce = Nonce::try_assume_unique_for_key(nonce)
+                    .map_err(|_| WireError::AuthenticationFailed)?;
                 let ct_len = rest.len() - GCM_TAG_LEN;
                 let (ct, tag) = rest.split_at_mut(ct_len);
+                let tag = Tag::try_from(&tag[..]).map_err(|_| WireError::AuthenticationFailed)?;
                 cipher
-                    .decrypt_in_place_detached(
-                        Nonce::from_slice(nonce),
-                        b"",
-                        ct,
-                        Tag::from_slice(tag),
-                    )
+                    .open_in_place_separate_tag(nonce, Aad::empty(), tag, ct, 0..)
                     .map_err(|_| WireError::AuthenticationFailed)?;
                 Ok(&body[GCM_NONCE_LEN..GCM_NONCE_LEN + ct_len])
             }
@@ -230,7 +236,9 @@ impl Envelope {
                 }
                 Ok(body)
             }
-            _ => {
+            // Unreachable: a 16-byte key is always a valid AES-128 key.
+            (Security::AesGcm { .. }, None) => Err(WireError::AuthenticationFailed),
+            (Security::Legacy, _) => {
                 if body.len() <= LEGACY_OVERHEAD {
                     return Err(WireError::TooShort {
                         len: body.len(),
