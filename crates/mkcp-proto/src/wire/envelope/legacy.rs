@@ -124,18 +124,21 @@ fn broadcast(lane: u32) -> u64 {
 /// The xor cascade `c[i] = p[i] ^ c[i - 4]` for `i >= 4` over `buf` (at least 4 bytes;
 /// `buf[..4]` is the checksum as it goes on the wire).
 ///
-/// These are four interleaved prefix xors, one per byte lane of a 32-bit word. It runs a
-/// word (two lanes) at a time: within a word the high lane takes the low one
-/// (`x ^ x << 32`), and every word takes the carry of the word before.
+/// These are four interleaved prefix xors, one per byte lane of a 32-bit word: a prefix
+/// xor over 32-bit words. It runs a word (two lanes) at a time: within a word the high
+/// lane takes the low one (`y = x ^ x << 32`), and every word takes the carry of the word
+/// before, the last lane so far in both lanes. As a broadcast is linear, the next carry is
+/// the carry xor the broadcast high lane of `y`, which does not depend on the carry: the
+/// chain from word to word is one xor.
 fn cascade(buf: &mut [u8]) {
     let (head, body) = buf.split_at_mut(4);
     let mut carry = broadcast(u32::from_le_bytes([head[0], head[1], head[2], head[3]]));
     let mut chunks = body.chunks_exact_mut(8);
     for chunk in &mut chunks {
         let x = load(chunk);
-        let y = x ^ (x << 32) ^ carry;
-        carry = broadcast((y >> 32) as u32);
-        chunk.copy_from_slice(&y.to_le_bytes());
+        let y = x ^ (x << 32);
+        chunk.copy_from_slice(&(y ^ carry).to_le_bytes());
+        carry ^= broadcast((y >> 32) as u32);
     }
     let mut prev = ((carry >> 32) as u32).to_le_bytes();
     for (j, b) in chunks.into_remainder().iter_mut().enumerate() {
