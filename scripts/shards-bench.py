@@ -9,11 +9,20 @@ seconds of client and server (utime + stime from /proc, over the same interval) 
 moved, and how the server's shards shared the sessions (its debug log).
 
     python3 scripts/shards-bench.py --mkcp target/release/mkcp --shards 1,2 --streams 8 --mib 64
+
+Several builds side by side (`--mkcp OLD,NEW`: each repetition runs each build, in turn),
+and mkcp flags for both ends (`--flags "--seed s"`); the medians per build and shard count
+close the table:
+
+    python3 scripts/shards-bench.py --mkcp old/mkcp,new/mkcp --shards 1 --streams 1 \
+        --mib 2048 --repeat 3 --flags "--seed s"
 """
 
 import argparse
 import os
 import re
+import shlex
+import statistics
 import socket
 import subprocess
 import sys
@@ -115,16 +124,16 @@ def send(addr, total, errors):
         errors.append(e)
 
 
-def run(mkcp, shards, streams, mib):
+def run(mkcp, shards, streams, mib, flags=()):
     sink = Sink()
     env = dict(os.environ, RUST_LOG="info,mkcp::listener=debug")
     server = Proc(
         [mkcp, "server", "--listen", "127.0.0.1:0", "--target",
-         f"{sink.addr[0]}:{sink.addr[1]}", "--shards", str(shards)],
+         f"{sink.addr[0]}:{sink.addr[1]}", "--shards", str(shards), *flags],
         env=env,
     )
     udp = server.wait_line(r"listening on udp (\S+?),").group(1)
-    client = Proc([mkcp, "client", "--listen", "127.0.0.1:0", "--server", udp])
+    client = Proc([mkcp, "client", "--listen", "127.0.0.1:0", "--server", udp, *flags])
     host, port = client.wait_line(r"listening on tcp (\S+?),").group(1).rsplit(":", 1)
     entry = (host, int(port))
     per_stream = mib * CHUNK
@@ -170,23 +179,35 @@ def run(mkcp, shards, streams, mib):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--mkcp", default="target/release/mkcp")
+    ap.add_argument("--mkcp", default="target/release/mkcp",
+                    help="mkcp binary, or several separated by commas (run in turn)")
     ap.add_argument("--shards", default="1,2")
     ap.add_argument("--streams", type=int, default=8)
     ap.add_argument("--mib", type=int, default=64, help="MiB per stream")
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--flags", default="", help="mkcp flags for both ends, e.g. \"--seed s\"")
     args = ap.parse_args()
-    print("| shards | run | streams x MiB | MiB/s | CPU s (client+server) | CPU s per GiB "
+    builds = args.mkcp.split(",")
+    flags = shlex.split(args.flags)
+    print("| build | shards | run | streams x MiB | MiB/s | CPU s (client+server) | CPU s per GiB "
           "| server cores busy | sessions per shard |")
-    print("|---:|---:|---|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---|")
+    results = {}
     for r in range(args.repeat):
         for k in [int(s) for s in args.shards.split(",")]:
-            res = run(args.mkcp, k, args.streams, args.mib)
-            print(f"| {k} | {r + 1} | {args.streams} x {args.mib} | {res['mib_s']:.0f} | "
-                  f"{res['cpu_s']:.1f} | {res['cpu_s_per_gib']:.2f} | "
-                  f"{res['server_cores']:.2f} | {res['spread']} |",
-                  flush=True)
-
+            for b in builds:
+                res = run(b, k, args.streams, args.mib, flags)
+                results.setdefault((b, k), []).append(res)
+                print(f"| {b} | {k} | {r + 1} | {args.streams} x {args.mib} | "
+                      f"{res['mib_s']:.0f} | {res['cpu_s']:.1f} | {res['cpu_s_per_gib']:.2f} | "
+                      f"{res['server_cores']:.2f} | {res['spread']} |",
+                      flush=True)
+    print()
+    print("| build | shards | runs | MiB/s, median | CPU s per GiB, median |")
+    print("|---|---:|---:|---:|---:|")
+    for (b, k), rs in results.items():
+        print(f"| {b} | {k} | {len(rs)} | {statistics.median(x['mib_s'] for x in rs):.0f} | "
+              f"{statistics.median(x['cpu_s_per_gib'] for x in rs):.2f} |")
 
 if __name__ == "__main__":
     main()
