@@ -158,7 +158,17 @@ impl Codec {
     /// Refuses datagrams over [`MAX_DATAGRAM`] bytes, which V2Ray cannot receive
     /// (PROTOCOL.md §1.1); nothing (not even the header counters) changes on error.
     pub fn seal(&mut self, buf: &mut [u8], plaintext_len: usize) -> Result<usize, WireError> {
+        let total = self.write_header(buf, plaintext_len)?;
         let h = self.header_len();
+        let n = self
+            .envelope
+            .seal(&mut buf[h..total], plaintext_len, &mut self.rng)?;
+        Ok(h + n)
+    }
+
+    /// Checks that a datagram of `plaintext_len` bytes of plaintext fits in `buf` and
+    /// on the wire, then writes the header; returns the datagram's length.
+    fn write_header(&mut self, buf: &mut [u8], plaintext_len: usize) -> Result<usize, WireError> {
         let total = self.overhead() + plaintext_len;
         if total > MAX_DATAGRAM {
             return Err(WireError::TooLong { len: total });
@@ -169,15 +179,13 @@ impl Codec {
                 available: buf.len(),
             });
         }
+        let h = self.header_len();
         self.header.write(&mut buf[..h], &mut self.rng);
-        let n = self
-            .envelope
-            .seal(&mut buf[h..total], plaintext_len, &mut self.rng)?;
-        Ok(h + n)
+        Ok(total)
     }
 
-    /// Like [`Codec::seal`], but with the legacy envelope it writes only the header and
-    /// the checks pass: the checksum and the cascade are left to [`Codec::finish_seals`],
+    /// Like [`Codec::seal`], but with the legacy envelope it only checks the lengths and
+    /// writes the header: the checksum and the cascade are left to [`Codec::finish_seals`],
     /// which does several datagrams side by side. Returns the datagram length and whether
     /// it still needs finishing (never with AES-GCM or raw, which are sealed here).
     pub(crate) fn seal_deferred(
@@ -188,19 +196,7 @@ impl Codec {
         if *self.envelope.security() != Security::Legacy {
             return self.seal(buf, plaintext_len).map(|n| (n, false));
         }
-        let h = self.header_len();
-        let total = self.overhead() + plaintext_len;
-        if total > MAX_DATAGRAM {
-            return Err(WireError::TooLong { len: total });
-        }
-        if buf.len() < total {
-            return Err(WireError::BufferTooSmall {
-                needed: total,
-                available: buf.len(),
-            });
-        }
-        self.header.write(&mut buf[..h], &mut self.rng);
-        Ok((total, true))
+        Ok((self.write_header(buf, plaintext_len)?, true))
     }
 
     /// Finishes the legacy seal of `datagrams`, each exactly as long as
