@@ -87,6 +87,11 @@ pub fn run(data: &[u8]) {
     let mut now = t0;
     let mut readers: Vec<Reader> = Vec::new();
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    // Datagrams held back to be fed in one batch (`handle_datagrams`), as a runtime that
+    // receives several at a time does; and the batch output's buffer.
+    let mut held: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
+    let mut batch_buf = vec![0u8; 6 * MAX_DATAGRAM];
+    let mut transmits = Vec::new();
     let mut rbuf = vec![0u8; 4096];
     let mut steps = 0;
     while !input.is_empty() && steps < 400 {
@@ -174,14 +179,22 @@ pub fn run(data: &[u8]) {
                     let i = usize::from(input.u8()) % datagram.len();
                     datagram[i] ^= 0x5A;
                 }
-                ep.handle_datagram(now, peer, &mut datagram);
+                if input.u8() % 2 == 0 {
+                    ep.handle_datagram(now, peer, &mut datagram);
+                } else {
+                    held.push((peer, datagram));
+                }
             }
             4 => {
                 // Raw garbage.
                 let peer = peers[usize::from(input.u8()) % peers.len()];
                 let len = usize::from(input.u8()) * 8;
                 let mut g: Vec<u8> = (0..len).map(|_| input.u8()).collect();
-                ep.handle_datagram(now, peer, &mut g);
+                if input.u8() % 2 == 0 {
+                    ep.handle_datagram(now, peer, &mut g);
+                } else {
+                    held.push((peer, g));
+                }
             }
             5 => {
                 // Time passes: up to about 40 s in one step.
@@ -213,15 +226,35 @@ pub fn run(data: &[u8]) {
             }
             _ => {}
         }
-        // The runtime's loop: timers, output, events, reads.
+        // The runtime's loop: held datagrams, timers, output, events, reads.
+        if !held.is_empty() && input.u8() % 4 == 0 {
+            ep.handle_datagrams(now, held.iter_mut().map(|(p, d)| (*p, &mut d[..])));
+            held.clear();
+        }
         if ep.poll_timeout().is_some_and(|t| t <= now) {
             ep.handle_timeout(now);
         }
         let mut sent = 0;
-        while let Some(t) = ep.poll_transmit(now, &mut buf) {
-            assert!(t.len <= MAX_DATAGRAM);
-            sent += 1;
-            assert!(sent < 100_000, "poll_transmit never ends");
+        if input.u8() % 2 == 0 {
+            while let Some(t) = ep.poll_transmit(now, &mut buf) {
+                assert!(t.len <= MAX_DATAGRAM);
+                sent += 1;
+                assert!(sent < 100_000, "poll_transmit never ends");
+            }
+        } else {
+            loop {
+                transmits.clear();
+                let max = usize::from(input.u8() % 8) + 1;
+                let used = ep.poll_transmits(now, &mut batch_buf, max, usize::MAX, &mut transmits);
+                assert!(transmits.len() <= max);
+                assert_eq!(used, transmits.iter().map(|t| t.len).sum::<usize>());
+                assert!(transmits.iter().all(|t| t.len <= MAX_DATAGRAM));
+                sent += transmits.len();
+                assert!(sent < 100_000, "poll_transmits never ends");
+                if transmits.is_empty() {
+                    break;
+                }
+            }
         }
         while let Some(ev) = ep.poll_event() {
             if let Event::NewConnection(id) = ev {
