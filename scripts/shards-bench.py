@@ -11,14 +11,17 @@ moved, and how the server's shards shared the sessions (its debug log).
     python3 scripts/shards-bench.py --mkcp target/release/mkcp --shards 1,2 --streams 8 --mib 64
 
 Several builds side by side (`--mkcp OLD,NEW`: each repetition runs each build, in turn),
-and mkcp flags for both ends (`--flags "--seed s"`); the medians per build and shard count
-close the table:
+mkcp flags for both ends (`--flags "--seed s"`), a sink that checks the sha256 of every
+stream (`--sha256`, issue 13's test application) and the same transfer over plain loopback
+TCP for reference (`--tcp`, build "tcp", CPU not counted); the medians per build and shard
+count close the table:
 
     python3 scripts/shards-bench.py --mkcp old/mkcp,new/mkcp --shards 1 --streams 1 \
         --mib 2048 --repeat 3 --flags "--seed s"
 """
 
 import argparse
+import hashlib
 import os
 import re
 import shlex
@@ -40,14 +43,17 @@ def cpu_seconds(pid):
 
 
 class Sink:
-    """Counts the bytes of each accepted connection until end of stream."""
+    """Counts (and with `sha256`, hashes) the bytes of each accepted connection until end
+    of stream."""
 
-    def __init__(self):
+    def __init__(self, sha256=False):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
         self.addr = self.sock.getsockname()
+        self.sha256 = sha256
         self.counts = []
+        self.digests = []
         self.done = threading.Semaphore(0)
         self.lock = threading.Lock()
         threading.Thread(target=self.accept, daemon=True).start()
@@ -59,15 +65,20 @@ class Sink:
 
     def read(self, conn):
         buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        h = hashlib.sha256() if self.sha256 else None
         total = 0
         while True:
             n = conn.recv_into(buf)
             if n == 0:
                 break
+            if h:
+                h.update(view[:n])
             total += n
         conn.close()
         with self.lock:
             self.counts.append(total)
+            self.digests.append(h.hexdigest() if h else None)
         self.done.release()
 
 
@@ -107,9 +118,8 @@ class Proc:
             self.p.kill()
 
 
-def send(addr, total, errors):
+def send(addr, total, errors, data):
     try:
-        data = os.urandom(CHUNK)
         with socket.create_connection(addr) as s:
             left = total
             while left > 0:
@@ -124,8 +134,24 @@ def send(addr, total, errors):
         errors.append(e)
 
 
-def run(mkcp, shards, streams, mib, flags=()):
-    sink = Sink()
+def expected_digest(data, total):
+    """sha256 of `total` bytes of `data` repeated (what `send` sends)."""
+    h = hashlib.sha256()
+    while total > 0:
+        n = min(total, CHUNK)
+        h.update(data[:n])
+        total -= n
+    return h.hexdigest()
+
+
+def run(mkcp, shards, streams, mib, flags=(), sha256=False):
+    """One measurement; `mkcp` None sends straight to the sink over TCP (no tunnel)."""
+    sink = Sink(sha256)
+    data = os.urandom(CHUNK)
+    per_stream = mib * CHUNK
+    digest = expected_digest(data, per_stream) if sha256 else None
+    if mkcp is None:
+        return measure([], sink.addr, sink, streams, per_stream, data, digest, shards)
     env = dict(os.environ, RUST_LOG="info,mkcp::listener=debug")
     server = Proc(
         [mkcp, "server", "--listen", "127.0.0.1:0", "--target",
@@ -135,12 +161,28 @@ def run(mkcp, shards, streams, mib, flags=()):
     udp = server.wait_line(r"listening on udp (\S+?),").group(1)
     client = Proc([mkcp, "client", "--listen", "127.0.0.1:0", "--server", udp, *flags])
     host, port = client.wait_line(r"listening on tcp (\S+?),").group(1).rsplit(":", 1)
-    entry = (host, int(port))
-    per_stream = mib * CHUNK
-    server0, client0 = cpu_seconds(server.p.pid), cpu_seconds(client.p.pid)
+    try:
+        res = measure([server, client], (host, int(port)), sink, streams, per_stream, data,
+                      digest, shards)
+    finally:
+        client.stop()
+        server.stop()
+    spread = {}
+    for line in server.lines:
+        m = re.search(r"shard=(\d+)", line)
+        if m and "session accepted" in line:
+            spread[int(m.group(1))] = spread.get(int(m.group(1)), 0) + 1
+    res["spread"] = [spread.get(i, 0) for i in range(shards)] if shards > 1 else [streams]
+    return res
+
+
+def measure(procs, entry, sink, streams, per_stream, data, digest, shards):
+    """`streams` uploads of `per_stream` bytes into `entry`, until the sink has them all;
+    the CPU of `procs` (server first) over the same interval."""
+    cpu0 = [cpu_seconds(p.p.pid) for p in procs]
     t0 = time.monotonic()
     errors = []
-    senders = [threading.Thread(target=send, args=(entry, per_stream, errors))
+    senders = [threading.Thread(target=send, args=(entry, per_stream, errors, data))
                for _ in range(streams)]
     for t in senders:
         t.start()
@@ -148,32 +190,26 @@ def run(mkcp, shards, streams, mib, flags=()):
         if not sink.done.acquire(timeout=600):
             sys.exit("a stream did not finish within 600 s")
     t1 = time.monotonic()
-    server_cpu = cpu_seconds(server.p.pid) - server0
-    client_cpu = cpu_seconds(client.p.pid) - client0
+    cpu = [cpu_seconds(p.p.pid) - c for p, c in zip(procs, cpu0)]
     for t in senders:
         t.join(60)
-    client.stop()
-    server.stop()
     if errors:
         sys.exit(f"sender errors: {errors}")
     if sorted(sink.counts) != [per_stream] * streams:
         sys.exit(f"byte counts differ: {sink.counts}")
-    spread = {}
-    for line in server.lines:
-        m = re.search(r"shard=(\d+)", line)
-        if m and "session accepted" in line:
-            spread[int(m.group(1))] = spread.get(int(m.group(1)), 0) + 1
+    if digest and sink.digests != [digest] * streams:
+        sys.exit("sha256 differs")
     moved = streams * per_stream
     secs = t1 - t0
     return {
         "shards": shards,
         "mib_s": moved / CHUNK / secs,
-        "cpu_s_per_gib": (server_cpu + client_cpu) / (moved / (1 << 30)),
-        "cpu_s": server_cpu + client_cpu,
+        "cpu_s_per_gib": sum(cpu) / (moved / (1 << 30)),
+        "cpu_s": sum(cpu),
         # Server CPU over the interval, in cores (above 1: more than one core at once).
-        "server_cores": server_cpu / secs,
+        "server_cores": cpu[0] / secs if cpu else 0.0,
         "secs": secs,
-        "spread": [spread.get(i, 0) for i in range(shards)] if shards > 1 else [streams],
+        "spread": [],
     }
 
 
@@ -186,8 +222,12 @@ def main():
     ap.add_argument("--mib", type=int, default=64, help="MiB per stream")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--flags", default="", help="mkcp flags for both ends, e.g. \"--seed s\"")
+    ap.add_argument("--sha256", action="store_true",
+                    help="the sink checks the sha256 of every stream (as issue 13's application)")
+    ap.add_argument("--tcp", action="store_true",
+                    help="also run the same transfer over plain loopback TCP (build \"tcp\")")
     args = ap.parse_args()
-    builds = args.mkcp.split(",")
+    builds = args.mkcp.split(",") + (["tcp"] if args.tcp else [])
     flags = shlex.split(args.flags)
     print("| build | shards | run | streams x MiB | MiB/s | CPU s (client+server) | CPU s per GiB "
           "| server cores busy | sessions per shard |")
@@ -196,7 +236,8 @@ def main():
     for r in range(args.repeat):
         for k in [int(s) for s in args.shards.split(",")]:
             for b in builds:
-                res = run(b, k, args.streams, args.mib, flags)
+                res = run(None if b == "tcp" else b, k, args.streams, args.mib, flags,
+                          args.sha256)
                 results.setdefault((b, k), []).append(res)
                 print(f"| {b} | {k} | {r + 1} | {args.streams} x {args.mib} | "
                       f"{res['mib_s']:.0f} | {res['cpu_s']:.1f} | {res['cpu_s_per_gib']:.2f} | "
