@@ -102,3 +102,59 @@ fn four_uploads_share_one_bottleneck_fairly_without_overflowing_it() {
         assert!(s.wire_ratio <= 1.08, "{report}");
     }
 }
+
+/// Like [`uploads`], but flow `i` starts sending `i` gaps after the first, and the
+/// measurement starts when the last one has.
+fn uploads_staggered(kcp: Config, link: LinkConfig, n: usize, gap: Duration, secs: u64) -> Shared {
+    let mut f = Flows::new(n, kcp, link.clone(), link.clone().seed(link.seed + 1), 9);
+    for i in 0..n {
+        let t = f.net.now();
+        f.c(i).app.to_send = vec![i as u8; 512 << 20];
+        f.c(i).pump(t);
+        f.net.run_for(gap).unwrap();
+    }
+    let got0: Vec<usize> = (0..n).map(|i| f.s(i).app.received.len()).collect();
+    let (up0, down0) = (f.up_stats(), f.down_stats());
+    f.net.run_for(Duration::from_secs(secs)).unwrap();
+    let goodput: Vec<f64> = (0..n)
+        .map(|i| (f.s(i).app.received.len() - got0[i]) as f64 / secs as f64)
+        .collect();
+    let (up, down) = (f.up_stats(), f.down_stats());
+    let payload: f64 = goodput.iter().sum::<f64>() * secs as f64;
+    let wire = (up.bytes_in - up0.bytes_in + down.bytes_in - down0.bytes_in) as f64;
+    Shared {
+        goodput,
+        offered: up.packets_in - up0.packets_in,
+        queue_drops: up.dropped_queue - up0.dropped_queue,
+        wire_ratio: wire / payload,
+    }
+}
+
+/// Open (issue 12 item 4): the same four uploads when their sessions start one after
+/// another, as a browser's connections or the bench's streams do (the real relay's runs
+/// starve a stream in about half the runs; the bench opens its four connections 5-80 ms
+/// apart). The shares at the end of each flow's startup persist: the estimate falls by a
+/// share of itself at a standing queue and probes up by a share of itself, so the ratios
+/// between flows do not converge, and a flow that starts on a standing queue counts it
+/// in its minimum RTT and never sees a queue at all. On this code: Jain 0.64-0.99 over
+/// gaps of 20 ms to 1 s and seeds 3, 5, 7, queue drops up to 4.7 %.
+#[test]
+#[ignore = "open: issue 12 item 4 (staggered starts do not converge to fair shares)"]
+fn four_uploads_starting_one_after_another_share_fairly() {
+    for gap in [20, 60, 200, 1000] {
+        for seed in [3, 5, 7] {
+            let link = wan30(seed).queue_bytes(256 << 10);
+            let s = uploads_staggered(Config::default(), link, 4, ms(gap), 10);
+            let report =
+                format!(
+                "gap {gap} ms, seed {seed}: per flow {:?} MiB/s, jain {:.3}, queue drops {:.2} %",
+                s.goodput.iter().map(|g| format!("{:.2}", g / 1048576.0)).collect::<Vec<_>>(),
+                jain(&s.goodput),
+                s.queue_drops as f64 * 100.0 / s.offered as f64,
+            );
+            println!("{report}");
+            assert!(jain(&s.goodput) >= 0.9, "{report}");
+            assert!(s.queue_drops * 100 <= s.offered, "{report}");
+        }
+    }
+}
