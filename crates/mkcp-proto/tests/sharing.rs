@@ -122,9 +122,10 @@ fn four_uploads_share_one_bottleneck_fairly_without_overflowing_it() {
 }
 
 /// Open (issue 12 item 4): the same four uploads when their sessions start one after
-/// another, as a browser's connections or the bench's streams do (the real relay's runs
-/// starve a stream in about half the runs; the bench opens its four connections 5-80 ms
-/// apart). The shares at the end of each flow's startup persist: the estimate falls by a
+/// another, as a browser's connections do (the real relay's runs starve a stream in about
+/// half the runs, docs/DESIGN.md "Several flows, one bottleneck"; there a stream's start
+/// is set back by its lost first flight). The shares at the end of each flow's startup
+/// persist: the estimate falls by a
 /// share of itself at a standing queue and probes up by a share of itself, so the ratios
 /// between flows do not converge, and a flow that starts on a standing queue counts it
 /// in its minimum RTT and never sees a queue at all. On this code: Jain 0.64-0.99 over
