@@ -199,7 +199,13 @@ impl RateControl {
                 }
             }
             Phase::Drain => {
-                if inflight <= self.bdp() {
+                // Drained once in flight is down to the estimate's BDP, or to the few
+                // segments the window never goes below: a flow that left startup with a
+                // tiny estimate (its first round already saw the queue of others) has a
+                // BDP under one segment and would otherwise never leave, pacing at a
+                // third of an estimate that then decays towards it.
+                let floor = self.min_cwnd_segments * self.mss;
+                if inflight <= self.bdp().max(floor) {
                     self.phase = Phase::ProbeBw;
                     self.cycle = 2;
                     self.cycle_start = now_us;
@@ -526,5 +532,33 @@ mod tests {
         assert_ne!(rc.phase(), Phase::Startup);
         assert_eq!(rc.bandwidth(), 1_000_000);
         assert_eq!(rc.bdp(), 10_000);
+    }
+
+    /// A flow that left startup with a BDP under one segment (its first rounds already
+    /// saw other flows' queue) leaves Drain once its window's floor of segments is all
+    /// that is in flight; it used to wait for in flight to fall under the BDP, which a
+    /// paced flow with two segments out never reaches (seen on the real relay: a stream
+    /// at 0.02 MB/s for a whole 10 s run).
+    #[test]
+    fn a_tiny_estimate_leaves_drain_with_a_few_segments_in_flight() {
+        let mut rc = RateControl::new(1000, 4);
+        rc.on_rtt(0, 60_000);
+        let mut delivered = 0u64;
+        let mut now = 0u64;
+        // 2 kB per 60 ms round: 33 kB/s, a BDP of 2 kB = 2 segments.
+        for _ in 0..10 {
+            let at_send = delivered;
+            delivered += 2_000;
+            now += 60_000;
+            rc.on_delivery(now, at_send, delivered, 60_000, 3_000);
+        }
+        assert_ne!(rc.phase(), Phase::Startup);
+        assert!(rc.bdp() < 3_000, "bdp {}", rc.bdp());
+        // Three segments in flight: above the BDP, within the window's floor of four.
+        let at_send = delivered;
+        delivered += 2_000;
+        now += 60_000;
+        rc.on_delivery(now, at_send, delivered, 60_000, 3_000);
+        assert_eq!(rc.phase(), Phase::ProbeBw);
     }
 }
