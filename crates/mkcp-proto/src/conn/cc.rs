@@ -517,18 +517,30 @@ mod tests {
         assert_eq!(capped.max_rate, None);
     }
 
+    /// `n` rounds of `rtt` µs, each delivering `bytes`, with `inflight` after each ack;
+    /// `clock` is (now, delivered so far).
+    fn rounds(
+        rc: &mut RateControl,
+        clock: &mut (u64, u64),
+        n: u32,
+        rtt: u64,
+        bytes: u64,
+        inflight: u64,
+    ) {
+        for _ in 0..n {
+            let at_send = clock.1;
+            clock.1 += bytes;
+            clock.0 += rtt;
+            rc.on_delivery(clock.0, at_send, clock.1, rtt, inflight);
+        }
+    }
+
     #[test]
     fn startup_ends_when_bandwidth_stops_growing() {
         let mut rc = RateControl::new(1000, 4);
         rc.on_rtt(0, 10_000);
-        let mut delivered = 0u64;
-        let mut now = 0u64;
-        for _ in 0..20 {
-            let at_send = delivered;
-            delivered += 10_000; // 10 kB per 10 ms round = 1 MB/s
-            now += 10_000;
-            rc.on_delivery(now, at_send, delivered, 10_000, 0);
-        }
+        // 10 kB per 10 ms round = 1 MB/s
+        rounds(&mut rc, &mut (0, 0), 20, 10_000, 10_000, 0);
         assert_ne!(rc.phase(), Phase::Startup);
         assert_eq!(rc.bandwidth(), 1_000_000);
         assert_eq!(rc.bdp(), 10_000);
@@ -543,22 +555,13 @@ mod tests {
     fn a_tiny_estimate_leaves_drain_with_a_few_segments_in_flight() {
         let mut rc = RateControl::new(1000, 4);
         rc.on_rtt(0, 60_000);
-        let mut delivered = 0u64;
-        let mut now = 0u64;
-        // 2 kB per 60 ms round: 33 kB/s, a BDP of 2 kB = 2 segments.
-        for _ in 0..10 {
-            let at_send = delivered;
-            delivered += 2_000;
-            now += 60_000;
-            rc.on_delivery(now, at_send, delivered, 60_000, 3_000);
-        }
+        // 2 kB per 60 ms round: 33 kB/s, a BDP of 2 kB = 2 segments; three segments in
+        // flight after each ack: above the BDP, within the window's floor of four.
+        let mut clock = (0, 0);
+        rounds(&mut rc, &mut clock, 10, 60_000, 2_000, 3_000);
         assert_ne!(rc.phase(), Phase::Startup);
         assert!(rc.bdp() < 3_000, "bdp {}", rc.bdp());
-        // Three segments in flight: above the BDP, within the window's floor of four.
-        let at_send = delivered;
-        delivered += 2_000;
-        now += 60_000;
-        rc.on_delivery(now, at_send, delivered, 60_000, 3_000);
+        rounds(&mut rc, &mut clock, 1, 60_000, 2_000, 3_000);
         assert_eq!(rc.phase(), Phase::ProbeBw);
     }
 }
