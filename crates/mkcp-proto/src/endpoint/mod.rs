@@ -207,22 +207,22 @@ impl Endpoint {
     /// [`Endpoint::handle_datagrams`], which is cheaper per datagram.
     pub fn handle_datagram(&mut self, now: Instant, peer: SocketAddr, data: &mut [u8]) {
         let wire_len = data.len();
-        let opened = self.codec.open(data).map_err(drop);
+        let opened = self.codec.open(data).ok();
         self.handle_opened(now, peer, wire_len, opened);
     }
 
     /// Handles a received datagram of `wire_len` bytes once its envelope is opened:
-    /// its plaintext, or `Err` when it failed authentication or decoding.
+    /// its plaintext, or `None` when it failed authentication or decoding.
     fn handle_opened(
         &mut self,
         now: Instant,
         peer: SocketAddr,
         wire_len: usize,
-        opened: Result<&[u8], ()>,
+        opened: Option<&[u8]>,
     ) {
         self.stats.datagrams_received += 1;
         self.stats.wire_bytes_received += wire_len as u64;
-        let Ok(plaintext) = opened else {
+        let Some(plaintext) = opened else {
             self.stats.dropped_invalid += 1;
             Self::note_invalid(&mut self.invalid_sources, peer);
             return;

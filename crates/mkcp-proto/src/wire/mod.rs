@@ -244,7 +244,10 @@ impl Codec {
                 .zip(results.iter_mut())
             {
                 let len = d.len();
-                *r = self.check_len(len).map(|()| self.plaintext_range(len));
+                *r = self
+                    .check_header_len(len)
+                    .and_then(|()| envelope::legacy_floor(len - h))
+                    .map(|()| self.plaintext_range(len));
                 if r.is_ok() {
                     *body = &mut d[h..];
                 }
@@ -273,20 +276,6 @@ impl Codec {
         }
         if len <= h {
             return Err(WireError::TooShort { len, min: h });
-        }
-        Ok(())
-    }
-
-    /// [`Codec::check_header_len`], then the legacy envelope's floor (as
-    /// [`Envelope::open`] applies it).
-    fn check_len(&self, len: usize) -> Result<(), WireError> {
-        self.check_header_len(len)?;
-        let h = self.header_len();
-        if *self.envelope.security() == Security::Legacy && len - h <= envelope::LEGACY_OVERHEAD {
-            return Err(WireError::TooShort {
-                len: len - h,
-                min: envelope::LEGACY_OVERHEAD,
-            });
         }
         Ok(())
     }

@@ -90,6 +90,17 @@ pub const GCM_NONCE_LEN: usize = 12;
 /// GCM tag length.
 pub const GCM_TAG_LEN: usize = 16;
 
+/// V2Ray's length floor of a legacy body (after the header): 6 bytes or less are dropped.
+pub(crate) fn legacy_floor(body_len: usize) -> Result<(), WireError> {
+    if body_len <= LEGACY_OVERHEAD {
+        return Err(WireError::TooShort {
+            len: body_len,
+            min: LEGACY_OVERHEAD,
+        });
+    }
+    Ok(())
+}
+
 /// Derives the AES-128 key from a seed: SHA-256(seed)[0..16].
 pub fn seed_key(seed: &str) -> [u8; 16] {
     let digest = Sha256::digest(seed.as_bytes());
@@ -239,12 +250,7 @@ impl Envelope {
             // Unreachable: a 16-byte key is always a valid AES-128 key.
             (Security::AesGcm { .. }, None) => Err(WireError::AuthenticationFailed),
             (Security::Legacy, _) => {
-                if body.len() <= LEGACY_OVERHEAD {
-                    return Err(WireError::TooShort {
-                        len: body.len(),
-                        min: LEGACY_OVERHEAD,
-                    });
-                }
+                legacy_floor(body.len())?;
                 legacy_open(body)
             }
         }
