@@ -32,8 +32,8 @@ pub mod wire;
 
 pub use config::{Config, ConfigError, Tuning};
 pub use conn::{
-    ConnEvent, Connection, ConnectionError, ConnectionStats, State, AMPLIFICATION_FACTOR, STALL_US,
-    UNPROVEN_US,
+    ConnEvent, Connection, ConnectionError, ConnectionStats, State, AMPLIFICATION_FACTOR,
+    CMD_HELLO, CMD_HELLO_HEARD, STALL_US, UNPROVEN_US,
 };
 pub use endpoint::{
     ConnId, Endpoint, EndpointConfig, EndpointError, EndpointStats, Event, Transmit,

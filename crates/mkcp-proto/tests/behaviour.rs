@@ -6,8 +6,12 @@ mod support;
 use std::time::Duration;
 
 use mkcp_proto::endpoint::{EndpointConfig, Event};
-use mkcp_proto::wire::segment::{CmdSegment, DataSegment, Segment, CMD_PING, CMD_TERMINATE};
-use mkcp_proto::{Codec, Config, ConnEvent, Endpoint, EndpointError, HeaderKind, Security, State};
+use mkcp_proto::wire::segment::{
+    AckNumbers, AckSegment, CmdSegment, DataSegment, Segment, CMD_PING, CMD_TERMINATE,
+};
+use mkcp_proto::{
+    Codec, Config, ConnEvent, Endpoint, EndpointError, HeaderKind, Security, State, CMD_HELLO,
+};
 use mkcp_sim::link::LinkConfig;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -252,6 +256,44 @@ fn listener_ignores_terminate_for_unknown_sessions_and_creates_them_from_anythin
     ep.handle_datagram(now, peer, &mut sealed(&mut codec, data));
     assert!(matches!(ep.poll_event(), Some(Event::NewConnection(_))));
     assert_eq!(ep.live_sessions(), 2, "keyed by (address, conv)");
+}
+
+/// A closing peer's Terminate may follow an ack or a hello in its datagram; for a
+/// session we no longer have, it must not open one (the new session answered with a
+/// Terminate of its own and cut the peer's 8 s closing wait to 4.5 s).
+#[test]
+fn listener_ignores_terminate_behind_other_segments_for_unknown_sessions() {
+    let now = std::time::Instant::now();
+    let mut ep = Endpoint::new(
+        EndpointConfig::server(Config::default()),
+        StdRng::seed_from_u64(1),
+    );
+    let mut codec = Codec::new(
+        HeaderKind::None,
+        &Security::Legacy,
+        StdRng::seed_from_u64(2),
+    );
+    let peer = addr("10.1.1.1:5000");
+    let ack = Segment::Ack(AckSegment {
+        conv: 7,
+        option: 0,
+        receiving_window: 32,
+        receiving_next: 0,
+        timestamp: 0,
+        numbers: AckNumbers::List(&[]),
+    });
+    for first in [ack, ping(7, CMD_HELLO)] {
+        let mut buf = vec![0u8; 2048];
+        let off = codec.plaintext_offset();
+        let mut n = first.emit(&mut buf[off..]).unwrap();
+        n += ping(7, CMD_TERMINATE).emit(&mut buf[off + n..]).unwrap();
+        let len = codec.seal(&mut buf, n).unwrap();
+        buf.truncate(len);
+        ep.handle_datagram(now, peer, &mut buf);
+        assert_eq!(ep.poll_event(), None);
+        assert_eq!(ep.live_sessions(), 0);
+    }
+    assert_eq!(ep.stats().dropped_unknown, 2);
 }
 
 #[test]

@@ -160,29 +160,37 @@ fn the_cap_holds_on_a_lossy_long_link() {
     assert_near_cap(label, g);
 }
 
-/// A cap of 64 MiB/s on a 100 Mbit/s (11.9 MiB/s) link: goodput as without a cap.
+/// A cap of 64 MiB/s on a 100 Mbit/s (11.9 MiB/s) link: goodput as without a cap, over
+/// three link seeds (a cap paces the first flight, and a single lossy run can diverge
+/// from there by a percent either way: over seeds 4-13, eight came out identical, one
+/// 1.2 % lower and one 0.05 % lower).
 #[test]
 fn a_cap_above_the_link_costs_nothing() {
     let len = 48 << 20;
-    let free = transfer(
-        "mkcp upload, no cap, 100 Mbit/s 30 ms 2 %",
-        config(false, None),
-        config(false, None),
-        true,
-        link(30, 0.02, 4),
-        len,
-    );
-    let capped = transfer(
-        "mkcp upload, 64 MiB/s cap, 100 Mbit/s 30 ms 2 %",
-        config(false, Some(64 << 20)),
-        config(false, None),
-        true,
-        link(30, 0.02, 4),
-        len,
-    );
+    let (mut free, mut capped) = (0.0, 0.0);
+    for seed in [4, 5, 6] {
+        free += transfer(
+            "mkcp upload, no cap, 100 Mbit/s 30 ms 2 %",
+            config(false, None),
+            config(false, None),
+            true,
+            link(30, 0.02, seed),
+            len,
+        );
+        capped += transfer(
+            "mkcp upload, 64 MiB/s cap, 100 Mbit/s 30 ms 2 %",
+            config(false, Some(64 << 20)),
+            config(false, None),
+            true,
+            link(30, 0.02, seed),
+            len,
+        );
+    }
     assert!(
         capped >= free * 0.99,
-        "a cap above the link cost goodput: {capped:.3} MiB/s against {free:.3} without"
+        "a cap above the link cost goodput: {:.3} MiB/s against {:.3} without (mean of 3)",
+        capped / 3.0,
+        free / 3.0
     );
 }
 

@@ -28,6 +28,10 @@ const STARTUP_GAIN: f64 = 2.885;
 const BW_ROUNDS: usize = 10;
 const MIN_RTT_WINDOW_US: u64 = 10_000_000;
 const PROBE_GAINS: [f64; 8] = [1.25, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
+/// The probing phase paces this many segments per round trip above its gain: the
+/// same for every flow, so flows that share a bottleneck converge (an increase by a
+/// share of each estimate keeps the shares the flows had when they left startup).
+const PROBE_FLOOR_SEGMENTS: u64 = 8;
 /// With a cap, an estimate at or above this share of it (percent) counts as "the path
 /// carries the cap": pacing at the cap holds the delivery-rate samples at the cap (they
 /// count payload, the pacer also counts segment headers, so they come out a little
@@ -264,6 +268,17 @@ impl RateControl {
         }
     }
 
+    /// What the probing phase adds on top of its gain (bytes/s): [`PROBE_FLOOR_SEGMENTS`]
+    /// per round trip, whatever the estimate.
+    fn probe_floor(&self) -> u64 {
+        match (self.phase, self.round_trip_us()) {
+            (Phase::ProbeBw, Some(rtt)) if self.cycle == 0 => {
+                PROBE_FLOOR_SEGMENTS * self.mss * 1_000_000 / rtt.max(1)
+            }
+            _ => 0,
+        }
+    }
+
     fn pacing_gain(&self) -> f64 {
         match self.phase {
             Phase::Startup => STARTUP_GAIN,
@@ -285,7 +300,8 @@ impl RateControl {
     /// cap itself before the first estimate and once the path carries the cap.
     pub fn pacing_rate(&self) -> Option<u64> {
         let bw = self.bandwidth();
-        let paced = (bw > 0).then(|| ((bw as f64) * self.pacing_gain()) as u64);
+        let paced =
+            (bw > 0).then(|| ((bw as f64) * self.pacing_gain()) as u64 + self.probe_floor());
         match self.max_rate {
             None => paced,
             Some(cap) if bw.saturating_mul(100) >= cap.saturating_mul(CAP_REACHED_PERCENT) => {
@@ -563,5 +579,30 @@ mod tests {
         assert!(rc.bdp() < 3_000, "bdp {}", rc.bdp());
         rounds(&mut rc, &mut clock, 1, 60_000, 2_000, 3_000);
         assert_eq!(rc.phase(), Phase::ProbeBw);
+    }
+
+    /// Probing raises every flow's pacing by the same few segments per round trip on
+    /// top of its quarter, so a flow with a small share of a bottleneck grows by more
+    /// than a share of itself (shares that only scale keep the ratios they started with).
+    #[test]
+    fn probing_adds_a_few_segments_per_round_trip_to_any_estimate() {
+        for rate in [20_000u64, 1_000_000, 10_000_000] {
+            let mut rc = RateControl::new(1000, 4);
+            rc.on_rtt(0, 60_000);
+            let mut clock = (0, 0);
+            let mut seen = Vec::new();
+            for _ in 0..40 {
+                rounds(&mut rc, &mut clock, 1, 60_000, rate * 6 / 100, 0);
+                if rc.phase() == Phase::ProbeBw {
+                    seen.push(rc.pacing_rate().unwrap());
+                }
+            }
+            let bw = rc.bandwidth();
+            let floor = PROBE_FLOOR_SEGMENTS * 1000 * 1_000_000 / 60_000;
+            let probe = bw + bw / 4 + floor;
+            assert!(seen.contains(&probe), "rate {rate}: {seen:?}, want {probe}");
+            assert!(seen.iter().all(|r| *r <= probe), "rate {rate}: {seen:?}");
+            assert!(seen.contains(&bw), "rate {rate}: cruising at the estimate");
+        }
     }
 }

@@ -268,6 +268,10 @@ impl Connection {
             }
             self.hello.heard = true;
             self.hello.done |= c.cmd == CMD_HELLO_HEARD;
+            // The peer has not heard us: answer, even once our own markers are spent
+            // (a first flight lost whole took them all; the peer's come once its
+            // session exists, and without an answer it paces us as V2Ray's sender).
+            self.hello.owed |= c.cmd == CMD_HELLO;
         }
         if c.cmd == CMD_TERMINATE {
             match self.state {

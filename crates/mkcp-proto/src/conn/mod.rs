@@ -80,10 +80,9 @@ pub const CMD_HELLO: u8 = 0xF2;
 /// hellos once it has this.
 pub const CMD_HELLO_HEARD: u8 = 0xF3;
 
-/// Most hello markers a connection sends (one per datagram, ahead of data) to a peer
-/// that does not answer: a V2Ray peer costs us 64 small segments, an mkcp peer
-/// answers within a round trip; 64 lost in a row (at 20 % loss: 1e-45) would make us
-/// pace an mkcp sender as if it were V2Ray's.
+/// Most hello markers a connection sends (at most one per 20 ms, ahead of data) to a
+/// peer that does not answer: a V2Ray peer costs us 64 small segments, an mkcp peer
+/// answers within a round trip, and answers to the peer's own markers do not count.
 const MAX_HELLOS: u8 = 64;
 
 /// Keep-alive Pings sent to an unproven peer that has not answered since: then they

@@ -101,9 +101,13 @@ pub(super) struct Hello {
     pub(super) heard: bool,
     /// The peer has heard ours: no more markers.
     pub(super) done: bool,
-    /// Last marker that went in a datagram of its own (it would have crowded out a
-    /// full-size data segment).
-    pub(super) alone_us: Option<u64>,
+    /// The peer's 0xF2 arrived since our last marker: it has not heard us, and is
+    /// owed a 0xF3 whatever our own count.
+    pub(super) owed: bool,
+    /// When our last marker went.
+    pub(super) last_us: Option<u64>,
+    /// Data segments cut to make room for a marker (`write_data`).
+    pub(super) cuts: u8,
 }
 
 /// Anti-amplification and reachability of an accepted session (issue 11):

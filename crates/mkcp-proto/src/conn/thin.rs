@@ -138,7 +138,15 @@ impl Connection {
             }
             let len = seg.payload.len();
             if buf.len() - w < DATA_HEADER_LEN + len {
-                break;
+                // Acks or a hello took the room: the copy goes in the next datagram
+                // rather than not at all (towards V2Ray the repair copies buy a fifth
+                // of goodput at 100 ms / 5 %). One that an empty datagram cannot hold
+                // is dropped.
+                if w > 0 {
+                    self.thin
+                        .record(number, copies.with_ack, copies.repair & (1 << i) != 0);
+                }
+                continue;
             }
             let d = Segment::Data(DataSegment {
                 conv: self.conv,

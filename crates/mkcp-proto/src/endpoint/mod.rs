@@ -236,7 +236,13 @@ impl Endpoint {
         let index = match self.by_key.get(&key) {
             Some(&i) => i,
             None => {
-                let terminate = matches!(first, Segment::Cmd(c) if c.is_terminate());
+                // Whatever goes ahead of it (acks, a hello): a datagram that ends a
+                // session we do not know must not open one, which would answer with
+                // its own Terminate and cut the peer's closing wait short.
+                let conv = first.conv();
+                let terminate = segments(plaintext)
+                    .take_while(|s| s.conv() == conv)
+                    .any(|s| matches!(s, Segment::Cmd(c) if c.is_terminate()));
                 if !self.config.accept_incoming || terminate {
                     self.stats.dropped_unknown += 1;
                     return;
