@@ -39,6 +39,10 @@ pub(super) struct Thin {
     /// The datagram with the originals also carried an acknowledgement: the copy's
     /// datagram repeats it (else a lost original would also lose the ack).
     with_ack: bool,
+    /// Some of these copies found no room in one datagram already: they get one more,
+    /// not a third (the ack they ask for could otherwise take the room each time, and
+    /// every datagram would be an ack that leaves the copy for the next).
+    deferred: bool,
 }
 
 impl Thin {
@@ -140,11 +144,12 @@ impl Connection {
             if buf.len() - w < DATA_HEADER_LEN + len {
                 // Acks or a hello took the room: the copy goes in the next datagram
                 // rather than not at all (towards V2Ray the repair copies buy a fifth
-                // of goodput at 100 ms / 5 %). One that an empty datagram cannot hold
-                // is dropped.
-                if w > 0 {
+                // of goodput at 100 ms / 5 %), once. One that an empty datagram cannot
+                // hold is dropped.
+                if w > 0 && !copies.deferred {
                     self.thin
                         .record(number, copies.with_ack, copies.repair & (1 << i) != 0);
+                    self.thin.deferred = true;
                 }
                 continue;
             }
