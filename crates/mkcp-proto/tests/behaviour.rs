@@ -227,18 +227,24 @@ fn ping(conv: u16, cmd: u8) -> Segment<'static> {
     })
 }
 
-#[test]
-fn listener_ignores_terminate_for_unknown_sessions_and_creates_them_from_anything_else() {
-    let now = std::time::Instant::now();
-    let mut ep = Endpoint::new(
+/// A listener and a client-side codec for hand-made datagrams.
+fn listener_and_codec() -> (Endpoint, Codec) {
+    let ep = Endpoint::new(
         EndpointConfig::server(Config::default()),
         StdRng::seed_from_u64(1),
     );
-    let mut codec = Codec::new(
+    let codec = Codec::new(
         HeaderKind::None,
         &Security::Legacy,
         StdRng::seed_from_u64(2),
     );
+    (ep, codec)
+}
+
+#[test]
+fn listener_ignores_terminate_for_unknown_sessions_and_creates_them_from_anything_else() {
+    let now = std::time::Instant::now();
+    let (mut ep, mut codec) = listener_and_codec();
     let peer = addr("10.1.1.1:5000");
     ep.handle_datagram(now, peer, &mut sealed(&mut codec, ping(7, CMD_TERMINATE)));
     assert_eq!(ep.poll_event(), None);
@@ -264,15 +270,7 @@ fn listener_ignores_terminate_for_unknown_sessions_and_creates_them_from_anythin
 #[test]
 fn listener_ignores_terminate_behind_other_segments_for_unknown_sessions() {
     let now = std::time::Instant::now();
-    let mut ep = Endpoint::new(
-        EndpointConfig::server(Config::default()),
-        StdRng::seed_from_u64(1),
-    );
-    let mut codec = Codec::new(
-        HeaderKind::None,
-        &Security::Legacy,
-        StdRng::seed_from_u64(2),
-    );
+    let (mut ep, mut codec) = listener_and_codec();
     let peer = addr("10.1.1.1:5000");
     let ack = Segment::Ack(AckSegment {
         conv: 7,
