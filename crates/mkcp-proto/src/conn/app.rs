@@ -29,6 +29,9 @@ impl Connection {
         self.times.last_data_us = self.now_us.max(self.us(now));
         if n < data.len() {
             self.close.write_blocked = true;
+            self.close.writable_signalled = false;
+        } else {
+            self.close.write_blocked = false;
         }
         if n > 0 {
             let t = self.advance(now);

@@ -141,6 +141,10 @@ pub(super) struct Closing {
     pub(super) peer_fin: Option<Seq>,
     /// When the next Terminate is due (Terminating).
     pub(super) next_terminate_us: u64,
-    /// A write was cut short: the application waits for Writable.
+    /// A write was cut short and no write since was taken whole: the application has
+    /// more than the buffer holds (it is not what limits the sender, even while it has
+    /// not yet refilled room that acks just freed).
     pub(super) write_blocked: bool,
+    /// Writable was signalled for the current blocked write (one event per episode).
+    pub(super) writable_signalled: bool,
 }

@@ -35,6 +35,10 @@ pub struct App {
     /// after the endpoint has transmitted, this long after data became readable (zero:
     /// right after the transmit). `None`: read at once, before the endpoint transmits.
     pub read_delay: Option<Duration>,
+    /// After a write was cut short (the send buffer full), the application writes again
+    /// this long later at the earliest, as a real one whose writer task runs after the
+    /// driver (None: at once, in the same step).
+    pub write_delay: Option<Duration>,
     /// Write back everything read (an echo server).
     pub echo: bool,
     pub shut: bool,
@@ -48,6 +52,8 @@ pub struct SimPeer {
     timeout: Option<Instant>,
     /// When the application reads next (with [`App::read_delay`]).
     read_at: Option<Instant>,
+    /// When the application may write next (with [`App::write_delay`]).
+    write_at: Option<Instant>,
     pub app: App,
     buf: Vec<u8>,
 }
@@ -58,6 +64,7 @@ impl SimPeer {
             ep: Endpoint::new(config, StdRng::seed_from_u64(seed)),
             timeout: None,
             read_at: None,
+            write_at: None,
             app: App::default(),
             buf: vec![0; 64 * 1024],
         }
@@ -98,12 +105,22 @@ impl SimPeer {
             self.timeout = self.ep.poll_timeout();
             return;
         };
+        if self.write_at.is_some_and(|t| t <= now) {
+            self.write_at = None;
+        }
         for _ in 0..8 {
             while self.app.sent < self.app.to_send.len()
                 && !self.app.closed
                 && self.app.error.is_none()
+                && self.write_at.is_none()
             {
+                let want = self.app.to_send.len() - self.app.sent;
                 match self.ep.write(id, now, &self.app.to_send[self.app.sent..]) {
+                    Ok(n) if n < want && self.app.write_delay.is_some() => {
+                        self.app.sent += n;
+                        self.write_at = Some(now + self.app.write_delay.unwrap_or_default());
+                        break;
+                    }
                     Ok(0) => break,
                     Ok(n) => self.app.sent += n,
                     Err(e) => {
@@ -207,10 +224,10 @@ impl Node for SimPeer {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        match (self.timeout, self.read_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.timeout, self.read_at, self.write_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn handle_timeout(&mut self, now: Instant) {
