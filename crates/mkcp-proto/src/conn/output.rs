@@ -360,14 +360,11 @@ impl Connection {
     /// times, or any time once the peer has said hello).
     ///
     /// Not once the session is being torn down, nor while an unproven peer's byte
-    /// budget is small: it is better spent on data,
-    /// whose acknowledgement proves the peer. A peer that uploads proves nothing (we
-    /// send it no data) but gives ample budget, and without our hello it would take
-    /// us for V2Ray and wait for V2Ray's ack delay.
+    /// budget is small: it is better spent on data, whose acknowledgement proves the
+    /// peer. A peer that uploads proves nothing (we send it no data) but gives ample
+    /// budget, and without our hello it would take us for V2Ray and wait for V2Ray's
+    /// ack delay.
     fn hello_due(&self, t: u64) -> Option<u8> {
-        if std::env::var("ZZ_NOHELLO").is_ok() {
-            return None;
-        }
         if matches!(self.state, State::Terminating | State::PeerTerminating)
             || self.send_budget().is_some_and(|b| b < HELLO_MIN_BUDGET)
         {
