@@ -11,14 +11,12 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use mkcp_proto::endpoint::EndpointConfig;
 use mkcp_proto::wire::segment::Segment;
 use mkcp_proto::{Codec, Config, HeaderKind, Security, CMD_HELLO, CMD_HELLO_HEARD};
 use mkcp_sim::link::LinkConfig;
-use mkcp_sim::net::Network;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use support::{addr, Pair, SimPeer};
+use support::Pair;
 
 fn link(seed: u64) -> LinkConfig {
     LinkConfig::default()
@@ -34,11 +32,15 @@ fn link(seed: u64) -> LinkConfig {
 struct Seen {
     hellos: Vec<(Instant, bool)>,
     dropped: u64,
+    /// Data segments shorter than a full one (1326 bytes).
+    short_data: usize,
 }
 
 /// What the tap does to the client's datagrams.
 #[derive(Clone, Copy)]
 enum Drop {
+    /// Leaves them alone.
+    Nothing,
     /// Drops every one before this instant (a first flight lost whole at an
     /// overflowing queue, as on the real relay when four sessions start at once).
     Until(Instant),
@@ -71,14 +73,16 @@ fn watch(p: &mut Pair, from: SocketAddr, drop: Drop) -> Rc<RefCell<Seen>> {
         let off = codec.plaintext_offset();
         let mut len = 0;
         for seg in &segs {
-            if let Segment::Cmd(c) = seg {
-                if c.cmd == CMD_HELLO || c.cmd == CMD_HELLO_HEARD {
+            match seg {
+                Segment::Cmd(c) if c.cmd == CMD_HELLO || c.cmd == CMD_HELLO_HEARD => {
                     seen.hellos.push((now, alone));
                     if matches!(drop, Drop::Hellos(n) if seen.hellos.len() <= n) {
                         seen.dropped += 1;
                         continue;
                     }
                 }
+                Segment::Data(d) if d.payload.len() < 1326 => seen.short_data += 1,
+                _ => {}
             }
             len += seg.emit(&mut kept[off + len..]).unwrap();
         }
@@ -183,55 +187,26 @@ fn a_client_whose_own_hellos_were_all_lost_answers_the_servers() {
 /// V2Ray's receive window); a bulk upload's full datagrams leave no room for the rest.
 #[test]
 fn a_v2ray_peer_costs_64_markers_and_a_few_short_segments() {
-    let client = addr("10.0.0.1:1000");
-    let server = addr("10.0.0.2:2000");
-    let t0 = Instant::now();
-    let mut net = Network::new(t0, LinkConfig::default());
-    net.set_path(client, server, link(7));
     let mut v2ray = Config::default();
     v2ray.tuning.v2ray_compat = true;
-    let mut srv = SimPeer::new(EndpointConfig::server(v2ray), 11);
-    srv.app.read_delay = Some(Duration::ZERO);
-    let mut cli = SimPeer::client(Config::default(), 12, t0, server);
-    cli.app.to_send = vec![0x5a; 8 << 20];
-    net.add_node(server, srv);
-    net.add_node(client, cli);
-    let counts = Rc::new(RefCell::new((0usize, 0usize, 0usize)));
-    let c2 = counts.clone();
-    let codec = Codec::new(
-        HeaderKind::None,
-        &Security::Legacy,
-        StdRng::seed_from_u64(0),
+    let mut p = Pair::with_configs(Config::default(), v2ray, link(7), link(8), 6);
+    p.s().app.read_delay = Some(Duration::ZERO);
+    p.c().app.to_send = vec![0x5a; 8 << 20];
+    let client = p.client;
+    let seen = watch(&mut p, client, Drop::Nothing);
+    let t0 = p.net.now();
+    p.c().pump(t0);
+    assert!(
+        p.run_until(Duration::from_secs(60), |_, s| s.app.received.len()
+            >= 8 << 20),
+        "the upload did not finish"
     );
-    net.set_tap(move |_, src, _, data| {
-        let mut copy = data.clone();
-        if src == client {
-            if let Ok(pt) = codec.open(&mut copy) {
-                let segs: Vec<_> = mkcp_proto::wire::segments(pt).collect();
-                let mut c = c2.borrow_mut();
-                for seg in &segs {
-                    match seg {
-                        Segment::Cmd(m) if m.cmd == CMD_HELLO || m.cmd == CMD_HELLO_HEARD => {
-                            c.0 += 1;
-                            c.1 += usize::from(segs.len() == 1);
-                        }
-                        Segment::Data(d) if d.payload.len() < 1326 => c.2 += 1,
-                        _ => {}
-                    }
-                }
-            }
-        }
-        true
-    });
-    net.node_mut::<SimPeer>(client).unwrap().pump(t0);
-    let done = net
-        .run_until_cond(Duration::from_secs(60), |net| {
-            net.node::<SimPeer>(server)
-                .is_some_and(|s| s.app.received.len() >= 8 << 20)
-        })
-        .unwrap();
-    assert!(done, "the upload did not finish");
-    let (hellos, alone, short) = *counts.borrow();
+    let seen = seen.borrow();
+    let (hellos, alone, short) = (
+        seen.hellos.len(),
+        seen.hellos.iter().filter(|(_, a)| *a).count(),
+        seen.short_data,
+    );
     assert!((1..=64).contains(&hellos), "{hellos} markers sent");
     assert_eq!(alone, 0, "markers alone in a datagram");
     // Four cuts, each a shortened segment and its short tail (retransmissions of them

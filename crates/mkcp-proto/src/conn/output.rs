@@ -103,15 +103,16 @@ impl Connection {
         let acks_len = w;
         let now_ms = Self::ms(t);
         // Who we are, ahead of data (it must not wait behind full-size segments).
-        let before_hello = (w, self.hello.clone());
-        let mut hello_end = None;
+        // Where the marker went and the hello state before it, to take it back.
+        let mut marker: Option<(usize, usize, super::parts::Hello)> = None;
         if hello && buf.len() - w >= CMD_LEN {
             if let Some(cmd) = self.hello_due(t) {
+                let (start, before) = (w, self.hello.clone());
                 if Self::emit(buf, &mut w, &Segment::Cmd(self.cmd(cmd))) {
                     self.hello.sent = self.hello.sent.saturating_add(1);
                     self.hello.last_us = Some(t);
                     self.hello.owed = false;
-                    hello_end = Some(w);
+                    marker = Some((start, w, before));
                 }
             }
         }
@@ -147,16 +148,16 @@ impl Connection {
         // the first few markers, and for any once the peer has said it is mkcp. More
         // would cost a V2Ray peer a short segment per marker, 64 in its first 1.3 s,
         // slots of its receive window (1-7 % of goodput at 100 ms in simulation).
-        let cut = hello_end.is_some() && (self.hello.heard || self.hello.cuts < HELLO_CUTS);
+        let cut = marker.is_some() && (self.hello.heard || self.hello.cuts < HELLO_CUTS);
         let end = self.write_data(t, buf, w, acks_len > 0, cut);
-        if before_hello.0 == 0 && hello_end == Some(end) {
+        if let Some((0, _, before)) = marker.filter(|&(_, stop, _)| stop == end) {
             // The marker alone: it waits for a datagram that goes anyway. Alone it
             // could open a session at a listener that has none for us (a refused or
             // lost first datagram), one that sent no data and is the first to be
             // evicted when the table is full. If it crowded out what cannot be cut (a
             // retransmission, a copy: kept for the next datagram), that goes without
             // it. Nothing else was written, so the datagram is written again.
-            self.hello = before_hello.1;
+            self.hello = before;
             return self.transmit(t, buf, false);
         }
         end
@@ -202,7 +203,7 @@ impl Connection {
         buf: &mut [u8],
         mut w: usize,
         with_ack: bool,
-        cut_for_hello: bool,
+        mut cut_for_hello: bool,
     ) -> usize {
         let now_ms = Self::ms(t);
         let rate = self.cc.rate.pacing_rate();
@@ -210,7 +211,6 @@ impl Connection {
         // A reply cut short for an unproven peer's copy (`unproven_reply_len`) is all
         // this datagram carries: the rest of the budget is the copy's.
         let mut cut_for_copy = false;
-        let mut cut_for_hello = cut_for_hello;
         while self.can_send_data() {
             if self.cc.pacer.next_send(t, rate, self.p.mtu) > t {
                 break;

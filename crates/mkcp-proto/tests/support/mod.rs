@@ -256,6 +256,18 @@ pub struct Pair {
 
 impl Pair {
     pub fn new(kcp: Config, up: LinkConfig, down: LinkConfig, seed: u64) -> Pair {
+        Pair::with_configs(kcp.clone(), kcp, up, down, seed)
+    }
+
+    /// A pair whose client and server have configurations of their own (an mkcp client
+    /// and a `v2ray_compat` server, say).
+    pub fn with_configs(
+        client_kcp: Config,
+        server_kcp: Config,
+        up: LinkConfig,
+        down: LinkConfig,
+        seed: u64,
+    ) -> Pair {
         let t0 = Instant::now();
         let client = addr("10.0.0.1:1000");
         let server = addr("10.0.0.2:2000");
@@ -264,11 +276,11 @@ impl Pair {
         net.set_link(server, client, down);
         net.add_node(
             server,
-            SimPeer::server(kcp.clone(), seed.wrapping_mul(2) + 1),
+            SimPeer::server(server_kcp, seed.wrapping_mul(2) + 1),
         );
         net.add_node(
             client,
-            SimPeer::client(kcp, seed.wrapping_mul(2) + 2, t0, server),
+            SimPeer::client(client_kcp, seed.wrapping_mul(2) + 2, t0, server),
         );
         Pair {
             net,
