@@ -123,6 +123,35 @@ fn bulk_goodput_reaches_its_share_of_the_link_both_ways() {
     }
 }
 
+/// One upload's first 10 s on the 100 ms / 5 % / 20 Mbit/s link with a one-BDP queue
+/// (500 kB): its startup may meet the queue, but not overrun it by a round's worth.
+/// Startup's window used to be its pacing gain (2.885 BDPs), a BDP more than the path
+/// and its queue hold, and an overflow did not end it: 243-423 datagrams dropped at the
+/// queue over seeds 5, 15, 25 (a second burst a second after the first), wire/payload
+/// 1.18-1.20 over the 10 s. Now 0-74.
+#[test]
+fn an_upload_on_the_long_lossy_link_starts_without_overrunning_the_queue() {
+    for seed in [5, 15, 25] {
+        let l = link(100, 0.05, 20_000_000, 500_000, seed);
+        let mut p = Pair::new(Config::default(), l.clone(), l.seed(seed + 1), 7);
+        p.c().app.to_send = vec![0x5a; 1 << 30];
+        let t0 = p.net.now();
+        p.c().pump(t0);
+        p.net.run_for(Duration::from_secs(10)).unwrap();
+        let up = p.net.link_stats(p.client, p.server);
+        let got = p.s().app.received.len() as f64;
+        let report = format!(
+            "seed {seed}: {:.2} MiB/s over the first 10 s, {} of {} datagrams dropped at the queue",
+            got / 10.0 / 1048576.0,
+            up.dropped_queue,
+            up.packets_in
+        );
+        println!("{report}");
+        assert!(up.dropped_queue <= 100, "{report}");
+        assert!(got / 10.0 >= 0.8 * capacity(20e6, 0.05), "{report}");
+    }
+}
+
 /// A path longer than the initial RTO (200 ms round trip, RTO 150 ms before the first
 /// sample): the first segment times out and is resent before its ack can arrive. That
 /// ack echoes the original's timestamp and must not be taken as news about everything
