@@ -70,9 +70,16 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 4,
           value_parser = clap::value_parser!(u8).range(2..=64))]
     pub streams: u8,
-    /// Length of each bulk transfer, e.g. 10s.
+    /// Length of each bulk transfer, e.g. 10s; with --bytes, the time a transfer may take.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_run_duration)]
     pub duration: Duration,
+    /// Move this much in each bulk transfer instead of running for --duration, e.g.
+    /// 64MiB: goodput is the amount over the time until the receiving application has
+    /// all of it, and wire/payload counts every byte of the transfer (a timed run also
+    /// counts, as wire, what is still in flight or buffered when it ends). Bulk
+    /// workload only (the default workloads become bulk alone).
+    #[arg(long, value_name = "SIZE", value_parser = parse_transfer_size)]
+    pub bytes: Option<u64>,
     /// Timed 64-byte echo round trips per run (after 5 untimed ones); 0 skips the echo test.
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub rtt_samples: usize,
@@ -97,6 +104,14 @@ pub struct BenchArgs {
     /// SEED + 2i + 1 for its two directions).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub seed: u64,
+}
+
+fn parse_transfer_size(s: &str) -> Result<u64, String> {
+    let n = mkcp_netem::parse::parse_size(s).map_err(|e| e.to_string())?;
+    if n == 0 {
+        return Err(format!("{s}: must be more than 0 bytes"));
+    }
+    Ok(n as u64)
 }
 
 fn parse_run_duration(s: &str) -> Result<Duration, String> {

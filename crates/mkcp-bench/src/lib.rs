@@ -16,7 +16,11 @@
 //!    application, CPU seconds of each endpoint process per GB of payload
 //!    (`/proc/<pid>/stat`), peak RSS (`VmHWM`), and wire bytes (UDP payloads into the
 //!    relay, both ways) per payload byte. Each direction is a run of its own, on fresh
-//!    endpoints.
+//!    endpoints. With `--bytes` each transfer moves that much instead (the issues'
+//!    measure, e.g. 64 MiB): goodput is the amount over the time until the receiving
+//!    application has all of it, and the wire bytes are those of the whole transfer (a
+//!    timed run also counts, as wire, what is in flight or buffered when it stops:
+//!    several percent on a long path).
 //!
 //! 3. `--workloads echo-load`: one connection uploads for `--duration` while a second
 //!    connection of the same client endpoint (its own mKCP session) does 64-byte echo
@@ -106,9 +110,17 @@ pub fn run_blocking(args: &BenchArgs, cancel: &AtomicBool) -> Result<()> {
              least one"
         );
     }
+    if args.bytes.is_some() && args.workloads.iter().any(|w| *w != Workload::Bulk) {
+        bail!("--bytes sizes bulk transfers only: leave out --workloads or give --workloads bulk");
+    }
     // (workload, direction) of every run of a cell of a scenario.
     let jobs = |scenario: LinkScenario| -> Vec<(Workload, Direction)> {
-        Workload::for_scenario(scenario, &args.workloads)
+        let workloads = if args.bytes.is_some() {
+            vec![Workload::Bulk]
+        } else {
+            Workload::for_scenario(scenario, &args.workloads)
+        };
+        workloads
             .into_iter()
             .flat_map(|w| w.directions(&directions).into_iter().map(move |d| (w, d)))
             .collect()
@@ -190,6 +202,7 @@ pub fn run_blocking(args: &BenchArgs, cancel: &AtomicBool) -> Result<()> {
                             streams: args.streams,
                             run,
                             duration: args.duration,
+                            bytes: args.bytes,
                             rtt_samples: args.rtt_samples,
                             rtt_time: args.rtt_time,
                             seed: args.seed,
@@ -220,6 +233,7 @@ pub fn run_blocking(args: &BenchArgs, cancel: &AtomicBool) -> Result<()> {
     let meta = Meta {
         runs: args.runs,
         duration_s: args.duration.as_secs_f64(),
+        bytes: args.bytes,
         rtt_samples: args.rtt_samples,
         rtt_time_s: args.rtt_time.as_secs_f64(),
         seed: args.seed,
@@ -296,8 +310,11 @@ fn progress(result: &std::result::Result<report::Measurement, String>) -> String
 pub struct Meta {
     /// Runs per cell.
     pub runs: u32,
-    /// Bulk transfer length (s).
+    /// Bulk transfer length (s); with `bytes`, the time a transfer could take.
     pub duration_s: f64,
+    /// Bytes per bulk transfer, if the transfers were sized (`--bytes`).
+    #[serde(default)]
+    pub bytes: Option<u64>,
     /// Echo samples asked for per run.
     pub rtt_samples: usize,
     /// Echo time budget per run (s).
@@ -374,12 +391,19 @@ fn write_outputs(
 
     let mut md = String::new();
     md.push_str("# mkcp bench results\n\n");
+    let transfer = match meta.bytes {
+        Some(n) => format!(
+            "bulk transfers of {n} bytes ({:.1} MiB, at most {:.0} s each)",
+            n as f64 / 1048576.0,
+            meta.duration_s
+        ),
+        None => format!("{:.0} s bulk transfer", meta.duration_s),
+    };
     let _ = writeln!(
         md,
-        "{} run(s) per cell, {:.0} s bulk transfer, {} echo samples (≤ {:.0} s) per run; \
+        "{} run(s) per cell, {transfer}, {} echo samples (≤ {:.0} s) per run; \
          took {:.0} s{}.\n",
         meta.runs,
-        meta.duration_s,
         meta.rtt_samples,
         meta.rtt_time_s,
         meta.elapsed_s,

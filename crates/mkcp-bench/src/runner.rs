@@ -27,7 +27,7 @@ use crate::args::{Direction, Implementation, KcpVariant, LinkScenario, PairKind,
 use crate::procs::{load_average, EndpointProcess, MkcpProcess};
 use crate::report::{EchoStats, Measurement};
 use crate::stats::percentile;
-use crate::target::{echo_rtts, BulkReader, BulkWriter, Target};
+use crate::target::{echo_rtts, BulkReader, BulkWriter, SourceRequest, Target};
 
 /// Size of an echo message.
 pub const ECHO_SIZE: usize = 64;
@@ -84,8 +84,10 @@ pub struct RunSpec {
     pub streams: u8,
     /// Repetition index, from 0.
     pub run: u32,
-    /// Bulk transfer length.
+    /// Bulk transfer length; with `bytes`, the time the transfer may take.
     pub duration: Duration,
+    /// Bytes to move in a bulk transfer (`None`: as much as `duration` allows).
+    pub bytes: Option<u64>,
     /// Timed echo samples wanted.
     pub rtt_samples: usize,
     /// Time budget for the echo test.
@@ -258,6 +260,7 @@ pub fn run_one(env: &Env, spec: &RunSpec, cancel: &AtomicBool) -> Result<Measure
     let start = Instant::now();
     let load = Load::start(env, entry, spec)?;
     let deadline = start + spec.duration;
+    let mut completed: Option<Duration> = None;
     let stop_echo = AtomicBool::new(false);
     let load_echo = thread::scope(|scope| -> Result<Option<Vec<f64>>> {
         // Echo under load: the second connection's ping-pong on a thread of its own,
@@ -285,8 +288,17 @@ pub fn run_one(env: &Env, spec: &RunSpec, cancel: &AtomicBool) -> Result<Measure
             })
         });
         let waited = (|| -> Result<()> {
+            // A sized transfer ends when the receiver has it all: looked at often, as
+            // the time it took is the measure.
+            let tick = Duration::from_millis(if spec.bytes.is_some() { 2 } else { 50 });
             while Instant::now() < deadline {
-                thread::sleep((deadline - Instant::now()).min(Duration::from_millis(50)));
+                thread::sleep((deadline - Instant::now()).min(tick));
+                if let Some(n) = spec.bytes {
+                    if load.delivered(env).iter().sum::<u64>() >= n {
+                        completed = Some(start.elapsed());
+                        return Ok(());
+                    }
+                }
                 check(cancel, &mut client, &mut server)?;
                 if load.failed() || echo.as_ref().is_some_and(|e| e.is_finished()) {
                     break;
@@ -305,7 +317,7 @@ pub fn run_one(env: &Env, spec: &RunSpec, cancel: &AtomicBool) -> Result<Measure
         waited?;
         samples.transpose()
     })?;
-    let elapsed = start.elapsed();
+    let elapsed = completed.unwrap_or_else(|| start.elapsed());
     let delivered = load.delivered(env);
     let sunk: u64 = delivered.iter().sum();
     let relay1 = relay_stats();
@@ -343,6 +355,13 @@ pub fn run_one(env: &Env, spec: &RunSpec, cancel: &AtomicBool) -> Result<Measure
         if e.is_empty() {
             bail!("no echo came back under load");
         }
+    }
+    if let (Some(n), None) = (spec.bytes, completed) {
+        bail!(
+            "the {n}-byte transfer did not complete within {:.0} s (--duration): {sunk} bytes \
+             delivered",
+            spec.duration.as_secs_f64()
+        );
     }
     let wire_up = relay1.up.bytes_in - relay0.up.bytes_in;
     let wire_down = relay1.down.bytes_in - relay0.down.bytes_in;
@@ -425,14 +444,15 @@ impl Load {
             (_, Direction::Up) => {
                 let sunk0 = env.target.sunk();
                 Load::Up {
-                    writer: BulkWriter::start(entry)?,
+                    writer: BulkWriter::start_sized(entry, spec.bytes.unwrap_or(u64::MAX))?,
                     sunk0,
                 }
             }
             (_, Direction::Down) => {
                 let sourced0 = env.target.sourced();
+                let len = spec.bytes.unwrap_or(SourceRequest::ENDLESS);
                 Load::Down {
-                    reader: BulkReader::start(entry, download_seed(spec))?,
+                    reader: BulkReader::start_sized(entry, download_seed(spec), len)?,
                     sourced0,
                 }
             }

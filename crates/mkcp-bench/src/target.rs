@@ -105,10 +105,19 @@ pub struct BulkWriter(Worker);
 impl BulkWriter {
     /// Connects to `entry` (the client endpoint), selects the sink and starts writing.
     pub fn start(entry: SocketAddr) -> Result<Self> {
+        Self::start_sized(entry, u64::MAX)
+    }
+
+    /// As [`Self::start`], but writes `len` bytes in all, then holds the connection open
+    /// (idle) until stopped.
+    pub fn start_sized(entry: SocketAddr, len: u64) -> Result<Self> {
         let mut s = connect(entry)?;
         s.set_write_timeout(Some(POLL))?;
         s.write_all(&[MODE_SINK]).context("selecting the sink")?;
-        Worker::start(s, "bench-writer", "writing to", write_loop).map(BulkWriter)
+        Worker::start(s, "bench-writer", "writing to", move |s, stop, written| {
+            write_loop(s, stop, written, len)
+        })
+        .map(BulkWriter)
     }
 
     /// Connects to `entry`, selects the tagged sink with `tag` (the target counts this
@@ -118,7 +127,10 @@ impl BulkWriter {
         s.set_write_timeout(Some(POLL))?;
         s.write_all(&[MODE_TAGGED_SINK, tag])
             .context("selecting the tagged sink")?;
-        Worker::start(s, "bench-writer", "writing to", write_loop).map(BulkWriter)
+        Worker::start(s, "bench-writer", "writing to", |s, stop, written| {
+            write_loop(s, stop, written, u64::MAX)
+        })
+        .map(BulkWriter)
     }
 
     /// Bytes accepted by the client endpoint's TCP socket so far.
@@ -146,13 +158,16 @@ impl BulkReader {
     /// Connects to `entry` (the client endpoint), asks the target for the endless
     /// stream of `seed` and starts reading it.
     pub fn start(entry: SocketAddr, seed: u64) -> Result<Self> {
+        Self::start_sized(entry, seed, SourceRequest::ENDLESS)
+    }
+
+    /// As [`Self::start`], but asks for `len` bytes of the stream (the target then holds
+    /// the connection open, so the reader waits, idle, until stopped).
+    pub fn start_sized(entry: SocketAddr, seed: u64, len: u64) -> Result<Self> {
         let mut s = connect(entry)?;
         s.set_read_timeout(Some(POLL))?;
         s.set_write_timeout(Some(Duration::from_secs(5)))?;
-        let req = SourceRequest {
-            seed,
-            len: SourceRequest::ENDLESS,
-        };
+        let req = SourceRequest { seed, len };
         s.write_all(&req.encode())
             .context("asking the target for a stream")?;
         Worker::start(
@@ -230,7 +245,13 @@ fn read_loop(
     Ok(())
 }
 
-fn write_loop(s: &mut TcpStream, stop: &AtomicBool, written: &AtomicU64) -> io::Result<()> {
+/// Writes until stopped, or until `limit` bytes are written (then idles until stopped).
+fn write_loop(
+    s: &mut TcpStream,
+    stop: &AtomicBool,
+    written: &AtomicU64,
+    limit: u64,
+) -> io::Result<()> {
     // Incompressible-looking bytes (a fixed xorshift stream): nothing on the path
     // compresses, but this keeps the payload from being all zeros.
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -242,11 +263,18 @@ fn write_loop(s: &mut TcpStream, stop: &AtomicBool, written: &AtomicU64) -> io::
             x as u8
         })
         .collect();
+    let mut left = limit;
     while !stop.load(Ordering::Relaxed) {
-        match s.write(&chunk) {
+        if left == 0 {
+            thread::sleep(POLL);
+            continue;
+        }
+        let n = left.min(chunk.len() as u64) as usize;
+        match s.write(&chunk[..n]) {
             Ok(0) => return Err(io::Error::new(ErrorKind::WriteZero, "connection closed")),
             Ok(n) => {
                 written.fetch_add(n as u64, Ordering::Relaxed);
+                left -= n as u64;
             }
             Err(e)
                 if matches!(
