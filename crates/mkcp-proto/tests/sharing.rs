@@ -83,6 +83,41 @@ fn wan30(seed: u64) -> LinkConfig {
         .seed(seed)
 }
 
+fn wan100(seed: u64) -> LinkConfig {
+    LinkConfig::default()
+        .delay(ms(100))
+        .loss(0.05)
+        .rate_bps(20_000_000)
+        .queue_bytes(500_000)
+        .seed(seed)
+}
+
+/// Prints the figures of `s` (flows through a link of `bps` with loss `loss`) after
+/// `label` and asserts issue 12 item 4's targets: at least 90 % of what the link
+/// carries in aggregate, Jain index at least 0.9, at most 1 % of the datagrams dropped
+/// at the queue. Returns the printed line.
+fn check_shared(label: &str, s: &Shared, bps: f64, loss: f64) -> String {
+    let total: f64 = s.goodput.iter().sum();
+    let cap = capacity(bps, loss);
+    let report = format!(
+        "{label}: total {:.2} MiB/s ({:.0} % of {:.2}), per flow {:?}, jain {:.3}, queue drops {} of {} ({:.2} %), wire/payload {:.3}",
+        total / 1048576.0,
+        total / cap * 100.0,
+        cap / 1048576.0,
+        s.goodput.iter().map(|g| format!("{:.2}", g / 1048576.0)).collect::<Vec<_>>(),
+        jain(&s.goodput),
+        s.queue_drops,
+        s.offered,
+        s.queue_drops as f64 * 100.0 / s.offered as f64,
+        s.wire_ratio
+    );
+    println!("{report}");
+    assert!(total >= 0.9 * cap, "{report}");
+    assert!(jain(&s.goodput) >= 0.9, "{report}");
+    assert!(s.queue_drops * 100 <= s.offered, "{report}");
+    report
+}
+
 /// Payload bytes/s a link of `bps` with loss `loss` can carry in 1350-byte datagrams of
 /// 1326 payload bytes.
 fn capacity(bps: f64, loss: f64) -> f64 {
@@ -100,23 +135,12 @@ fn four_uploads_share_one_bottleneck_fairly_without_overflowing_it() {
         let mut kcp = Config::default();
         kcp.congestion = congestion;
         let s = uploads(kcp, wan30(seed), 4, Duration::from_secs(5), 20);
-        let total: f64 = s.goodput.iter().sum();
-        let report = format!(
-            "seed {seed}, congestion {congestion}: total {:.2} MiB/s ({:.0} % of {:.2}), per flow {:?}, jain {:.3}, queue drops {} of {} ({:.2} %), wire/payload {:.3}",
-            total / 1048576.0,
-            total / capacity(100e6, 0.02) * 100.0,
-            capacity(100e6, 0.02) / 1048576.0,
-            s.goodput.iter().map(|g| format!("{:.2}", g / 1048576.0)).collect::<Vec<_>>(),
-            jain(&s.goodput),
-            s.queue_drops,
-            s.offered,
-            s.queue_drops as f64 * 100.0 / s.offered as f64,
-            s.wire_ratio
+        let report = check_shared(
+            &format!("seed {seed}, congestion {congestion}"),
+            &s,
+            100e6,
+            0.02,
         );
-        println!("{report}");
-        assert!(total >= 0.9 * capacity(100e6, 0.02), "{report}");
-        assert!(jain(&s.goodput) >= 0.9, "{report}");
-        assert!(s.queue_drops * 100 <= s.offered, "{report}");
         assert!(s.wire_ratio <= 1.08, "{report}");
     }
 }
@@ -129,34 +153,16 @@ fn four_uploads_share_one_bottleneck_fairly_without_overflowing_it() {
 /// ended startup: 2.5-3.3 % queue drops (the startups overran the queue, twice).
 #[test]
 fn four_uploads_on_the_long_lossy_link_start_without_overflowing_its_queue() {
-    let wan100 = |seed| {
-        LinkConfig::default()
-            .delay(ms(100))
-            .loss(0.05)
-            .rate_bps(20_000_000)
-            .queue_bytes(500_000)
-            .seed(seed)
-    };
     for (seed, congestion) in [3, 5, 7].into_iter().flat_map(|s| [(s, false), (s, true)]) {
         let mut kcp = Config::default();
         kcp.congestion = congestion;
         let s = uploads(kcp, wan100(seed), 4, Duration::ZERO, 10);
-        let total: f64 = s.goodput.iter().sum();
-        let report = format!(
-            "seed {seed}, congestion {congestion}: total {:.2} MiB/s ({:.0} % of {:.2}), per flow {:?}, jain {:.3}, queue drops {} of {} ({:.2} %)",
-            total / 1048576.0,
-            total / capacity(20e6, 0.05) * 100.0,
-            capacity(20e6, 0.05) / 1048576.0,
-            s.goodput.iter().map(|g| format!("{:.2}", g / 1048576.0)).collect::<Vec<_>>(),
-            jain(&s.goodput),
-            s.queue_drops,
-            s.offered,
-            s.queue_drops as f64 * 100.0 / s.offered as f64,
+        check_shared(
+            &format!("seed {seed}, congestion {congestion}"),
+            &s,
+            20e6,
+            0.05,
         );
-        println!("{report}");
-        assert!(total >= 0.9 * capacity(20e6, 0.05), "{report}");
-        assert!(jain(&s.goodput) >= 0.9, "{report}");
-        assert!(s.queue_drops * 100 <= s.offered, "{report}");
     }
 }
 
@@ -168,6 +174,8 @@ fn four_uploads_on_the_long_lossy_link_start_without_overflowing_its_queue() {
 /// 0.64-0.99 over gaps of 20 ms to 1 s and seeds 3, 5, 7, one flow at 0.08 MiB/s, queue
 /// drops up to 4.7 %. With the probe floor (8 segments per round trip for every flow):
 /// Jain 0.75-0.92, smallest flow 0.57 MiB/s, queue drops 0.6-5.7 % (most in startups).
+/// With startup's window at two BDPs: Jain 0.61-0.99, queue drops 0.9-2.2 % (the first
+/// flow keeps the largest share when the others start 60 ms or more after it).
 /// (The real relay's starved streams were a different cause, the lost hellos:
 /// `hello.rs`.)
 #[test]
