@@ -74,22 +74,22 @@ fn uploads_started(
     }
 }
 
-fn wan30(seed: u64) -> LinkConfig {
+/// A link of `delay_ms` each way, `loss`, `bps` and a queue of `queue` bytes.
+fn link(delay_ms: u64, loss: f64, bps: u64, queue: usize, seed: u64) -> LinkConfig {
     LinkConfig::default()
-        .delay(ms(30))
-        .loss(0.02)
-        .rate_bps(100_000_000)
-        .queue_bytes(750_000)
+        .delay(ms(delay_ms))
+        .loss(loss)
+        .rate_bps(bps)
+        .queue_bytes(queue)
         .seed(seed)
 }
 
+fn wan30(seed: u64) -> LinkConfig {
+    link(30, 0.02, 100_000_000, 750_000, seed)
+}
+
 fn wan100(seed: u64) -> LinkConfig {
-    LinkConfig::default()
-        .delay(ms(100))
-        .loss(0.05)
-        .rate_bps(20_000_000)
-        .queue_bytes(500_000)
-        .seed(seed)
+    link(100, 0.05, 20_000_000, 500_000, seed)
 }
 
 /// Prints the figures of `s` (flows through a link of `bps` with loss `loss`) after
