@@ -67,6 +67,8 @@ struct Figures {
     wire: f64,
     /// Data segments the sender transmitted per segment of payload.
     sends_per_segment: f64,
+    /// Datagrams the receiver sent (its acks) per data segment that reached it.
+    acks_per_arrival: f64,
 }
 
 fn config(kind: Kind) -> Config {
@@ -134,7 +136,9 @@ fn flow(sender: Kind, receiver: Kind, sender_dials: bool, scenario: Scenario) ->
     let s = net.node::<SimPeer>(sender_addr).unwrap();
     let st = s.ep.connection_stats(s.app.id.unwrap()).unwrap();
     let segments = (len as f64 / 1326.0).ceil();
+    let rs = r.ep.connection_stats(r.app.id.unwrap()).unwrap();
     Figures {
+        acks_per_arrival: rs.datagrams_sent as f64 / rs.data_segments_received.max(1) as f64,
         goodput: len as f64 / f64::from(1 << 20) / secs,
         wire: bytes as f64 / len as f64,
         sends_per_segment: st.data_segments_sent as f64 / segments,
@@ -143,8 +147,8 @@ fn flow(sender: Kind, receiver: Kind, sender_dials: bool, scenario: Scenario) ->
 
 fn show(label: &str, f: Figures) {
     eprintln!(
-        "  {label:<38} {:>7.2} MiB/s  wire {:>5.2}x  sends/segment {:>5.2}",
-        f.goodput, f.wire, f.sends_per_segment
+        "  {label:<38} {:>7.2} MiB/s  wire {:>5.2}x  sends/segment {:>5.2}  receiver datagrams/arrival {:>5.2}",
+        f.goodput, f.wire, f.sends_per_segment, f.acks_per_arrival
     );
 }
 
@@ -222,6 +226,13 @@ fn flows_on_a_30ms_2pct_link() {
     for f in [down, vup] {
         at_most("V2Ray -> mkcp wire", f.wire, 0.6, v2v.wire);
         at_least("V2Ray -> mkcp goodput", f.goodput, 1.3, v2v.goodput);
+        // See the 100 ms link: 0.86-0.90 here, 1.00 before.
+        at_most(
+            "our datagrams per V2Ray arrival",
+            f.acks_per_arrival,
+            0.95,
+            1.0,
+        );
     }
     // We send to V2Ray at its own speed without its flood (the target of 2 x is not
     // reached: V2Ray's 776-segment window waits on every loss at its left edge; wire
@@ -241,6 +252,15 @@ fn flows_on_a_100ms_5pct_link() {
     for f in [down, vup] {
         at_most("V2Ray -> mkcp wire", f.wire, 0.7, v2v.wire);
         at_least("V2Ray -> mkcp goodput", f.goodput, 1.3, v2v.goodput);
+        // V2Ray resends in bursts; a duplicate of delivered data is answered by an
+        // ack of its own only after 10 ms without one (each was answered, 1.00
+        // datagram per arrival, before: 15-20 % of V2Ray's CPU per byte on the relay).
+        at_most(
+            "our datagrams per V2Ray arrival",
+            f.acks_per_arrival,
+            0.8,
+            1.0,
+        );
     }
     for f in [up, mdown] {
         at_most("mkcp -> V2Ray wire", f.wire, 1.4, 1.0);

@@ -191,6 +191,7 @@ impl Connection {
             }
             self.peer.advertised_end = self.recv.window_end();
             self.due.ack = false;
+            self.times.last_ack_us = t;
         }
         w
     }

@@ -43,6 +43,8 @@ pub(super) struct Times {
     /// A timeout's probe waits to be sent: it goes even if the window is full (what
     /// was in flight is presumed lost, as TCP resets its flight size on a timeout).
     pub(super) probe_due: bool,
+    /// Last Ack segment we sent.
+    pub(super) last_ack_us: u64,
 }
 
 /// What we know of the peer's receive window.
