@@ -86,10 +86,6 @@ pub struct RateControl {
     last_rtt_us: u64,
     /// Segments declared lost in the current round.
     round_lost: u64,
-    /// The delivered counter when the current round began.
-    round_start_delivered: u64,
-    /// The delivered counter at the latest sample.
-    delivered: u64,
 }
 
 /// A round whose smallest RTT sample exceeds the minimum RTT by more than this share of
@@ -119,8 +115,6 @@ impl RateControl {
             max_rate: None,
             last_rtt_us: 0,
             round_lost: 0,
-            round_start_delivered: 0,
-            delivered: 0,
         }
     }
 
@@ -172,17 +166,19 @@ impl RateControl {
         self.phase
     }
 
-    /// Records `segments` declared lost (by time, not by a timeout's probe). In
+    /// Records `segments` declared lost (by time, not by a timeout's probe), with
+    /// `delivered_total` the connection's delivered counter now. In
     /// startup, a round that lost [`STARTUP_LOSS_PERCENT`] of its segments (at least
     /// [`STARTUP_LOSS_EVENTS`]) while the RTT shows a queue overflowed the bottleneck's
     /// queue: startup ends with the estimate it has (the delivery rate of a full queue
     /// is the bottleneck's).
-    pub fn on_lost(&mut self, segments: u64) {
+    pub fn on_lost(&mut self, segments: u64, delivered_total: u64) {
         self.round_lost += segments;
         if self.phase != Phase::Startup || self.round_lost < STARTUP_LOSS_EVENTS {
             return;
         }
-        let acked = self.delivered.saturating_sub(self.round_start_delivered) / self.mss;
+        // The round began when the delivered counter was at `next_round_delivered`.
+        let acked = delivered_total.saturating_sub(self.next_round_delivered) / self.mss;
         let queued = self.min_rtt_us().is_some_and(|min| {
             self.last_rtt_us
                 > min + self.ack_delay_us + (min / STANDING_QUEUE_SHARE).max(STANDING_QUEUE_MIN_US)
@@ -217,10 +213,8 @@ impl RateControl {
     ) {
         let app_limited = delivered_at_send < self.app_limited_until;
         let mut new_round = false;
-        self.delivered = delivered_total;
         if delivered_at_send >= self.next_round_delivered {
             self.next_round_delivered = delivered_total;
-            self.round_start_delivered = delivered_total;
             self.round_lost = 0;
             if self.standing_queue() {
                 self.on_standing_queue(now_us);
@@ -715,23 +709,23 @@ mod tests {
         // Queue: 30 ms above the 60 ms path (more than a quarter of it).
         let (mut rc, clock) = start();
         rc.on_rtt(clock.0, 90_000);
-        rc.on_lost(10);
+        rc.on_lost(10, clock.1);
         assert_eq!(
             rc.phase(),
             Phase::Startup,
             "10 losses are not yet an overflow"
         );
-        rc.on_lost(10);
+        rc.on_lost(10, clock.1);
         assert_eq!(rc.phase(), Phase::Drain, "20 of 120 with a queue");
         // No queue: the same losses are the link's.
         let (mut rc, clock) = start();
         rc.on_rtt(clock.0, 61_000);
-        rc.on_lost(20);
+        rc.on_lost(20, clock.1);
         assert_eq!(rc.phase(), Phase::Startup);
         // A queue, but a small share lost.
         let (mut rc, clock) = start();
         rc.on_rtt(clock.0, 90_000);
-        rc.on_lost(16);
+        rc.on_lost(16, clock.1);
         assert_eq!(rc.phase(), Phase::Startup, "16 of 116");
     }
 }

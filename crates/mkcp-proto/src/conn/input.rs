@@ -251,7 +251,7 @@ impl Connection {
                 .detect_lost_by_time(ns, self.reordering_window_us());
             if lost > 0 {
                 self.cc.lost_in_round += lost as u32;
-                self.cc.rate.on_lost(lost as u64);
+                self.cc.rate.on_lost(lost as u64, self.cc.delivered);
                 self.cc.reo_clean_rounds += 1;
                 if self.cc.reo_clean_rounds >= 16 {
                     self.cc.reo_extra_us /= 2;
